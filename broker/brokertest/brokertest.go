@@ -1,0 +1,303 @@
+// Package brokertest runs a fake token broker and a fake Kubernetes API
+// server over real TLS on loopback, for tests and the demo, the way
+// net/http/httptest runs a fake server.
+//
+// The broker plays OpenUnison's get-target-token contract: GET
+// <URL>?targetName=T with the pod token as a Bearer credential; it answers
+// with a minute-lived ES256 JWT for T in the configured shape. The API stub
+// accepts only tokens that broker issued for its target and not yet expired.
+package brokertest
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Path is where the fake broker serves get-target-token.
+const Path = "/api/get-target-token"
+
+// Shape is how the broker words a successful answer.
+type Shape int
+
+// The answer shapes real brokers give.
+const (
+	Raw            Shape = iota // the token as the whole plain-text body (OpenUnison)
+	JSON                        // {"token": …, "expirationTimestamp": …}
+	ExecCredential              // a whole client.authentication.k8s.io/v1 ExecCredential
+)
+
+// Options configure a Server. The zero value gives a Raw broker issuing
+// one-minute tokens to anybody, without delay.
+type Options struct {
+	Shape   Shape
+	TTL     time.Duration // lifetime of issued tokens; zero means one minute
+	Latency time.Duration // delay before every answer
+	// Allow lists the pod token subjects that may get tokens; empty allows any.
+	Allow []string
+	// NoExp issues tokens without an exp claim (and, for JSON shapes, no
+	// expirationTimestamp).
+	NoExp bool
+}
+
+// Response is a canned answer that replaces the broker's next real one.
+type Response struct {
+	Status int
+	Header map[string]string
+	Body   string
+}
+
+// Request records what one call asked for.
+type Request struct {
+	Target  string
+	Subject string // sub of the pod token; empty when it was not a JWT
+}
+
+// Server is a running fake broker.
+type Server struct {
+	// URL is the full broker endpoint: https://127.0.0.1:PORT/api/get-target-token.
+	URL string
+
+	srv  *httptest.Server
+	key  *ecdsa.PrivateKey
+	opts Options
+
+	mu       sync.Mutex
+	queue    []Response
+	requests []Request
+}
+
+// NewServer starts a fake broker. Call Close when done.
+func NewServer(opts Options) *Server {
+	if opts.TTL == 0 {
+		opts.TTL = time.Minute
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(fmt.Sprintf("brokertest: generate key: %v", err))
+	}
+	s := &Server{key: key, opts: opts}
+	s.srv = httptest.NewTLSServer(http.HandlerFunc(s.serve))
+	s.URL = s.srv.URL + Path
+	return s
+}
+
+// Close shuts the broker down.
+func (s *Server) Close() { s.srv.Close() }
+
+// CAFile writes the broker's certificate as PEM into dir and returns its path,
+// for --ca-file.
+func (s *Server) CAFile(dir string) string {
+	return writeCert(s.srv, filepath.Join(dir, "broker-ca.pem"))
+}
+
+// Queue makes the next len(r) answers the given canned ones, in order.
+func (s *Server) Queue(r ...Response) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.queue = append(s.queue, r...)
+}
+
+// Requests returns every request the broker received so far.
+func (s *Server) Requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Request(nil), s.requests...)
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Latency > 0 {
+		time.Sleep(s.opts.Latency)
+	}
+	if r.URL.Path != Path {
+		http.NotFound(w, r)
+		return
+	}
+	bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	req := Request{Target: r.URL.Query().Get("targetName"), Subject: subjectOf(bearer)}
+	canned, hasCanned := s.record(req)
+	switch {
+	case hasCanned:
+		writeCanned(w, canned)
+	case !ok || bearer == "":
+		http.Error(w, "missing bearer token", http.StatusUnauthorized)
+	case req.Target == "":
+		http.Error(w, "missing targetName", http.StatusBadRequest)
+	case !s.allowed(req.Subject):
+		http.Error(w, "subject not allowed", http.StatusForbidden)
+	default:
+		s.writeToken(w, req)
+	}
+}
+
+// record logs the request and pops the next canned answer, if any.
+func (s *Server) record(req Request) (Response, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests = append(s.requests, req)
+	if len(s.queue) == 0 {
+		return Response{}, false
+	}
+	r := s.queue[0]
+	s.queue = s.queue[1:]
+	return r, true
+}
+
+func writeCanned(w http.ResponseWriter, r Response) {
+	for k, v := range r.Header {
+		w.Header().Set(k, v)
+	}
+	w.WriteHeader(r.Status)
+	_, _ = w.Write([]byte(r.Body))
+}
+
+func (s *Server) allowed(sub string) bool {
+	if len(s.opts.Allow) == 0 {
+		return true
+	}
+	for _, a := range s.opts.Allow {
+		if a == sub {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) writeToken(w http.ResponseWriter, req Request) {
+	exp := time.Now().Add(s.opts.TTL)
+	tok := s.Issue(req.Target, req.Subject, exp)
+	var expField any = exp.UTC().Format(time.RFC3339)
+	if s.opts.NoExp {
+		expField = nil
+	}
+	switch s.opts.Shape {
+	case JSON:
+		writeJSON(w, map[string]any{"token": tok, "expirationTimestamp": expField})
+	case ExecCredential:
+		writeJSON(w, map[string]any{
+			"apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential",
+			"status": map[string]any{"token": tok, "expirationTimestamp": expField},
+		})
+	default:
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte(tok))
+	}
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// Issue mints a token for target and subject that expires at exp (without an
+// exp claim when Options.NoExp is set), signed with the broker's key.
+func (s *Server) Issue(target, subject string, exp time.Time) string {
+	claims := map[string]any{"iss": s.srv.URL, "sub": subject, "aud": target, "iat": time.Now().Unix()}
+	if !s.opts.NoExp {
+		claims["exp"] = exp.Unix()
+	}
+	return signES256(s.key, claims)
+}
+
+// ErrInvalidToken is returned by Verify for a token the broker did not issue
+// for that target, or one that has expired.
+var ErrInvalidToken = errors.New("invalid token")
+
+// Verify checks that token was issued by this broker for target and has not
+// expired at now.
+func (s *Server) Verify(token, target string, now time.Time) error {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return ErrInvalidToken
+	}
+	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil || len(sig) != 64 {
+		return ErrInvalidToken
+	}
+	digest := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+	r, ss := new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])
+	if !ecdsa.Verify(&s.key.PublicKey, digest[:], r, ss) {
+		return ErrInvalidToken
+	}
+	var c struct {
+		Aud string `json:"aud"`
+		Exp *int64 `json:"exp"`
+	}
+	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	if json.Unmarshal(payload, &c) != nil || c.Aud != target {
+		return ErrInvalidToken
+	}
+	if c.Exp != nil && !now.Before(time.Unix(*c.Exp, 0)) {
+		return fmt.Errorf("%w: expired", ErrInvalidToken)
+	}
+	return nil
+}
+
+// PodToken returns a ServiceAccount-style JWT for subject (for example
+// system:serviceaccount:argocd:argocd-application-controller) that expires at
+// exp, as the kubelet would project it. Its signature is real but no test
+// checks it: the fake broker trusts the claims.
+func PodToken(subject string, exp time.Time) string {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(fmt.Sprintf("brokertest: generate key: %v", err))
+	}
+	return signES256(key, map[string]any{
+		"iss": "https://kubernetes.default.svc.cluster.local", "sub": subject,
+		"aud": []string{"token-broker"}, "exp": exp.Unix(), "iat": time.Now().Unix(),
+	})
+}
+
+func signES256(key *ecdsa.PrivateKey, claims map[string]any) string {
+	header := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"ES256","typ":"JWT"}`))
+	body, _ := json.Marshal(claims)
+	signing := header + "." + base64.RawURLEncoding.EncodeToString(body)
+	digest := sha256.Sum256([]byte(signing))
+	r, ss, err := ecdsa.Sign(rand.Reader, key, digest[:])
+	if err != nil {
+		panic(fmt.Sprintf("brokertest: sign: %v", err))
+	}
+	sig := make([]byte, 64)
+	r.FillBytes(sig[:32])
+	ss.FillBytes(sig[32:])
+	return signing + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+func subjectOf(token string) string {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return ""
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return ""
+	}
+	var c struct {
+		Sub string `json:"sub"`
+	}
+	_ = json.Unmarshal(payload, &c)
+	return c.Sub
+}
+
+// writeCert writes srv's certificate as PEM to path.
+func writeCert(srv *httptest.Server, path string) string {
+	der := srv.Certificate().Raw
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		panic(fmt.Sprintf("brokertest: write CA: %v", err))
+	}
+	return path
+}

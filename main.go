@@ -1,0 +1,100 @@
+// Command brokercred is a client-go exec credential plugin that trades the
+// pod's ServiceAccount token at a token broker for a short-lived token for a
+// remote cluster, and caches it across processes.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/brokercred/brokercred/cache"
+	"github.com/brokercred/brokercred/plugin"
+)
+
+// version is set at release time with -ldflags "-X main.version=…".
+var version = "dev"
+
+type cli struct {
+	Verbose bool `short:"v" env:"BROKERCRED_VERBOSE" help:"Print what each call did on stderr (never a token)."`
+
+	Token   tokenCmd         `cmd:"" default:"withargs" help:"Print an ExecCredential for --target (the default command)."`
+	Cache   cacheCmd         `cmd:"" help:"Inspect or clear the token cache."`
+	Version kong.VersionFlag `help:"Print the version and exit."`
+}
+
+type tokenCmd struct {
+	plugin.Options
+}
+
+func (c *tokenCmd) Run(g *cli) error {
+	return plugin.Run(context.Background(), c.Options, plugin.Env{
+		ExecInfo: os.Getenv(plugin.ExecInfoEnv),
+		Stdout:   os.Stdout,
+		Log:      logger(g.Verbose),
+	})
+}
+
+type cacheCmd struct {
+	List  cacheListCmd  `cmd:"" help:"List cached tokens (never the tokens themselves)."`
+	Clear cacheClearCmd `cmd:"" help:"Remove cached tokens."`
+}
+
+type cacheDirFlag struct {
+	CacheDir string `name:"cache-dir" env:"BROKERCRED_CACHE_DIR" placeholder:"DIR" help:"Token cache directory (default: $XDG_CACHE_HOME/brokercred)."`
+}
+
+func (f cacheDirFlag) cache() *cache.Cache {
+	return cache.New(plugin.Options{CacheDir: f.CacheDir}.ResolvedCacheDir())
+}
+
+type cacheListCmd struct{ cacheDirFlag }
+
+func (c *cacheListCmd) Run() error {
+	entries, err := c.cache().List()
+	if err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "TARGET\tBROKER\tIDENTITY\tEXPIRES\tAGE")
+	now := time.Now()
+	for _, e := range entries {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", e.Key.Target, cache.BrokerHost(e.Key.Broker), e.Subject,
+			e.Expiry.Local().Format(time.RFC3339), now.Sub(e.Created).Round(time.Second))
+	}
+	return w.Flush()
+}
+
+type cacheClearCmd struct {
+	cacheDirFlag
+	Target string `name:"target" placeholder:"NAME" help:"Remove only this target's entries."`
+}
+
+func (c *cacheClearCmd) Run() error {
+	n, err := c.cache().Clear(c.Target)
+	fmt.Fprintf(os.Stderr, "removed %d cache entries\n", n)
+	return err
+}
+
+// logger writes diagnostics to stderr under -v and discards them otherwise.
+func logger(verbose bool) *slog.Logger {
+	if !verbose {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+func main() {
+	var c cli
+	ctx := kong.Parse(&c,
+		kong.Name("brokercred"),
+		kong.Description("Exec credential plugin: trades the pod's ServiceAccount token at a token broker for a short-lived remote cluster token."),
+		kong.Vars{"version": version},
+	)
+	ctx.FatalIfErrorf(ctx.Run(&c))
+}

@@ -1,0 +1,65 @@
+package plugin
+
+import (
+	"encoding/json"
+	"fmt"
+
+	clientauthv1 "k8s.io/client-go/pkg/apis/clientauthentication/v1"
+	clientauthv1beta1 "k8s.io/client-go/pkg/apis/clientauthentication/v1beta1"
+)
+
+// The ExecCredential apiVersions brokercred speaks.
+const (
+	APIVersionV1      = "client.authentication.k8s.io/v1"
+	APIVersionV1beta1 = "client.authentication.k8s.io/v1beta1"
+)
+
+// ExecInfoEnv is the variable client-go sets to describe the call.
+const ExecInfoEnv = "KUBERNETES_EXEC_INFO"
+
+// ExecInfo is what the caller told the plugin in KUBERNETES_EXEC_INFO.
+type ExecInfo struct {
+	// APIVersion is the ExecCredential version to answer in; v1 when the
+	// variable is unset (a person running the plugin by hand).
+	APIVersion string
+	// Server is the remote API server's URL when the caller set
+	// provideClusterInfo; empty otherwise.
+	Server string
+}
+
+// ReadExecInfo parses the value of KUBERNETES_EXEC_INFO. An empty value gives
+// the v1 default.
+func ReadExecInfo(raw string) (ExecInfo, error) {
+	if raw == "" {
+		return ExecInfo{APIVersion: APIVersionV1}, nil
+	}
+	var head struct {
+		APIVersion string `json:"apiVersion"`
+	}
+	if err := json.Unmarshal([]byte(raw), &head); err != nil {
+		return ExecInfo{}, fmt.Errorf("%s is not valid JSON; it is set by client-go: unset it when running brokercred by hand", ExecInfoEnv)
+	}
+	switch head.APIVersion {
+	case APIVersionV1:
+		var cred clientauthv1.ExecCredential
+		if err := json.Unmarshal([]byte(raw), &cred); err != nil {
+			return ExecInfo{}, fmt.Errorf("%s does not hold a valid %s ExecCredential; check the exec config", ExecInfoEnv, head.APIVersion)
+		}
+		info := ExecInfo{APIVersion: head.APIVersion}
+		if cred.Spec.Cluster != nil {
+			info.Server = cred.Spec.Cluster.Server
+		}
+		return info, nil
+	case APIVersionV1beta1:
+		var cred clientauthv1beta1.ExecCredential
+		if err := json.Unmarshal([]byte(raw), &cred); err != nil {
+			return ExecInfo{}, fmt.Errorf("%s does not hold a valid %s ExecCredential; check the exec config", ExecInfoEnv, head.APIVersion)
+		}
+		info := ExecInfo{APIVersion: head.APIVersion}
+		if cred.Spec.Cluster != nil {
+			info.Server = cred.Spec.Cluster.Server
+		}
+		return info, nil
+	}
+	return ExecInfo{}, fmt.Errorf("%s asks for apiVersion %q; set the exec config's apiVersion to %s or %s", ExecInfoEnv, head.APIVersion, APIVersionV1, APIVersionV1beta1)
+}
