@@ -83,7 +83,7 @@ func Run(ctx context.Context, o Options, env Env) error {
 	if err != nil {
 		return err
 	}
-	return WriteCredential(env.Stdout, info.APIVersion, tok.Value, reportedExpiry(tok.Expiry, env.Now(), o.RefreshMargin))
+	return WriteCredential(env.Stdout, info.APIVersion, tok.Value, reportedExpiry(tok.Issued, tok.Expiry, o.RefreshMargin))
 }
 
 func (e Env) withDefaults() Env {
@@ -105,7 +105,7 @@ func (o Options) brokerConfig() broker.Config {
 
 // token serves a fresh cached token, or fetches one under the key's lock so
 // that concurrent processes make a single broker request.
-func (o Options) token(ctx context.Context, client *broker.Client, pod podToken, info ExecInfo, env Env) (broker.Token, error) {
+func (o Options) token(ctx context.Context, client *broker.Client, pod podToken, info ExecInfo, env Env) (issuedToken, error) {
 	if o.NoCache {
 		env.Log.Debug("cache off")
 		return o.fetch(ctx, client, pod, env)
@@ -128,33 +128,39 @@ func (o Options) token(ctx context.Context, client *broker.Client, pod podToken,
 	if err != nil {
 		return tok, err
 	}
-	if err := c.Put(key, tok.Value, tok.Expiry, env.Now()); err != nil {
+	if err := c.Put(key, tok.Value, tok.Expiry, tok.Issued); err != nil {
 		env.Log.Info("cache write failed, token served uncached", "reason", err.Error())
 	}
 	return tok, nil
 }
 
 // cached returns the entry for key while it is still fresh by the refresh margin.
-func (o Options) cached(c *cache.Cache, key cache.Key, env Env) (broker.Token, bool) {
+func (o Options) cached(c *cache.Cache, key cache.Key, env Env) (issuedToken, bool) {
 	now := env.Now()
 	e, reason := c.Get(key, now)
-	if reason == "" && now.Before(reportedExpiry(e.Expiry, now, o.RefreshMargin)) {
+	if reason == "" && now.Before(reportedExpiry(e.Created, e.Expiry, o.RefreshMargin)) {
 		env.Log.Debug("cache hit", "target", key.Target, "expiry", e.Expiry)
-		return broker.Token{Value: e.Token, Expiry: e.Expiry, ExpirySource: "cache"}, true
+		return issuedToken{Token: broker.Token{Value: e.Token, Expiry: e.Expiry, ExpirySource: "cache"}, Issued: e.Created}, true
 	}
 	if reason == "" {
 		reason = "entry within the refresh margin"
 	}
 	env.Log.Debug("cache miss", "target", key.Target, "reason", reason)
-	return broker.Token{}, false
+	return issuedToken{}, false
+}
+
+// issuedToken is a broker token and when brokercred obtained it.
+type issuedToken struct {
+	broker.Token
+	Issued time.Time
 }
 
 // fetch asks the broker and settles the token's expiry.
-func (o Options) fetch(ctx context.Context, client *broker.Client, pod podToken, env Env) (broker.Token, error) {
+func (o Options) fetch(ctx context.Context, client *broker.Client, pod podToken, env Env) (issuedToken, error) {
 	start := env.Now()
 	tok, err := client.Fetch(ctx, o.Target, pod.value)
 	if err != nil {
-		return tok, err
+		return issuedToken{}, err
 	}
 	now := env.Now()
 	if tok.Expiry.IsZero() {
@@ -162,17 +168,18 @@ func (o Options) fetch(ctx context.Context, client *broker.Client, pod podToken,
 	}
 	env.Log.Debug("broker answered", "target", o.Target, "latency", now.Sub(start), "expiry", tok.Expiry, "expiry_from", tok.ExpirySource)
 	if !now.Before(tok.Expiry) {
-		return broker.Token{}, fmt.Errorf("broker issued a token for target %s that expired at %s; check the broker's clock and token lifetime", o.Target, tok.Expiry.UTC().Format(time.RFC3339))
+		return issuedToken{}, fmt.Errorf("broker issued a token for target %s that expired at %s; check the broker's clock and token lifetime", o.Target, tok.Expiry.UTC().Format(time.RFC3339))
 	}
-	return tok, nil
+	return issuedToken{Token: tok, Issued: now}, nil
 }
 
-// reportedExpiry is the expirationTimestamp to give client-go: margin before
-// the real expiry, or half the remaining life when the token lives shorter
-// than twice the margin, so client-go never gets a time already past.
-func reportedExpiry(expiry, now time.Time, margin time.Duration) time.Time {
-	if left := expiry.Sub(now); left < 2*margin {
-		margin = left / 2
+// reportedExpiry is the expirationTimestamp to give client-go for a token
+// obtained at issued: margin before the real expiry, or half the token's
+// lifetime when it lives shorter than twice the margin, so a short-lived
+// token is still served for the first half of its life.
+func reportedExpiry(issued, expiry time.Time, margin time.Duration) time.Time {
+	if life := expiry.Sub(issued); life < 2*margin {
+		margin = life / 2
 	}
 	return expiry.Add(-margin)
 }
