@@ -14,6 +14,8 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/brokercred/brokercred/cache"
+	"github.com/brokercred/brokercred/config"
+	"github.com/brokercred/brokercred/install"
 	"github.com/brokercred/brokercred/plugin"
 )
 
@@ -25,6 +27,8 @@ type cli struct {
 
 	Token   tokenCmd         `cmd:"" default:"withargs" help:"Print an ExecCredential for --target (the default command)."`
 	Cache   cacheCmd         `cmd:"" help:"Inspect or clear the token cache."`
+	Install installCmd       `cmd:"" help:"Copy this binary into DIR (for an initContainer sharing an emptyDir)."`
+	Config  configCmd        `cmd:"" help:"Print YAML that wires brokercred into Argo CD or kubectl (nothing is applied)."`
 	Version kong.VersionFlag `help:"Print the version and exit."`
 }
 
@@ -78,6 +82,45 @@ type cacheClearCmd struct {
 func (c *cacheClearCmd) Run() error {
 	n, err := c.cache().Clear(c.Target)
 	fmt.Fprintf(os.Stderr, "removed %d cache entries\n", n)
+	return err
+}
+
+type installCmd struct {
+	Dir string `arg:"" placeholder:"DIR" help:"Directory to install into, for example the emptyDir mount /custom-tools."`
+}
+
+func (c *installCmd) Run() error {
+	path, err := install.Self(c.Dir)
+	if err != nil {
+		return err
+	}
+	fmt.Println(path)
+	return nil
+}
+
+type configCmd struct {
+	ArgocdCluster argocdClusterCmd `cmd:"" name:"argocd-cluster" help:"Print an Argo CD cluster Secret that gets its token from brokercred."`
+	Kubeconfig    kubeconfigCmd    `cmd:"" help:"Print a kubeconfig whose user gets its token from brokercred."`
+	HelmValues    helmValuesCmd    `cmd:"" name:"helm-values" help:"Print argo-cd Helm chart values that install brokercred into the controller and server; broker flags given here become BROKERCRED_* env shared by all clusters."`
+}
+
+type argocdClusterCmd struct{ config.ArgoCDCluster }
+
+func (c *argocdClusterCmd) Run() error { return printYAML(c.YAML()) }
+
+type kubeconfigCmd struct{ config.Kubeconfig }
+
+func (c *kubeconfigCmd) Run() error { return printYAML(c.YAML()) }
+
+type helmValuesCmd struct{ config.HelmValues }
+
+func (c *helmValuesCmd) Run() error { return printYAML(c.YAML()) }
+
+func printYAML(out []byte, err error) error {
+	if err != nil {
+		return err
+	}
+	_, err = os.Stdout.Write(out)
 	return err
 }
 

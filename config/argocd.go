@@ -1,0 +1,148 @@
+package config
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// SecretTypeLabel marks a Secret as an Argo CD cluster.
+const SecretTypeLabel = "argocd.argoproj.io/secret-type"
+
+// ArgoCDCluster is an Argo CD cluster Secret whose execProviderConfig runs
+// brokercred for the cluster's token.
+type ArgoCDCluster struct {
+	Cluster
+	Exec
+
+	SecretName string   `name:"secret-name" placeholder:"NAME" help:"Name of the Secret (default: --name)."`
+	Namespace  string   `name:"namespace" default:"argocd" placeholder:"NS" help:"Namespace of the Secret: where Argo CD runs."`
+	Labels     []string `name:"label" sep:"none" placeholder:"KEY=VALUE" help:"Extra label on the Secret, for an ApplicationSet cluster generator's selector (repeatable)."`
+	Project    string   `name:"project" placeholder:"PROJECT" help:"Argo CD project the cluster belongs to (default: none, any project)."`
+	Namespaces []string `name:"namespaces" placeholder:"NS,…" help:"Namespaces Argo CD may manage in the cluster, comma separated (default: all)."`
+}
+
+// YAML renders the Secret.
+func (a ArgoCDCluster) YAML() ([]byte, error) {
+	s, err := a.secret()
+	if err != nil {
+		return nil, err
+	}
+	return marshal(s)
+}
+
+// secret is the part of a core/v1 Secret that the cluster Secret uses.
+type secret struct {
+	APIVersion string            `json:"apiVersion"`
+	Kind       string            `json:"kind"`
+	Metadata   objectMeta        `json:"metadata"`
+	Type       string            `json:"type"`
+	StringData map[string]string `json:"stringData"`
+}
+
+type objectMeta struct {
+	Name      string            `json:"name"`
+	Namespace string            `json:"namespace,omitempty"`
+	Labels    map[string]string `json:"labels,omitempty"`
+}
+
+// clusterConfig is the JSON in the Secret's config key, as Argo CD's
+// v1alpha1.ClusterConfig reads it.
+type clusterConfig struct {
+	ExecProviderConfig execConfig      `json:"execProviderConfig"`
+	TLSClientConfig    tlsClientConfig `json:"tlsClientConfig"`
+}
+
+type execConfig struct {
+	Command     string   `json:"command"`
+	Args        []string `json:"args,omitempty"`
+	APIVersion  string   `json:"apiVersion"`
+	InstallHint string   `json:"installHint,omitempty"`
+}
+
+type tlsClientConfig struct {
+	Insecure bool   `json:"insecure"`
+	CAData   []byte `json:"caData,omitempty"` // base64 of the PEM, by encoding/json
+}
+
+// argoCDInstallHint tells how the binary gets into Argo CD's containers.
+const argoCDInstallHint = "add the brokercred initContainer and the custom-tools volume to the Argo CD application controller and server (brokercred config helm-values)"
+
+func (a ArgoCDCluster) secret() (secret, error) {
+	r, err := resolve(a.Cluster, a.Exec)
+	if err != nil {
+		return secret{}, err
+	}
+	name := a.SecretName
+	if name == "" {
+		name = a.Name
+	}
+	if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
+		return secret{}, fmt.Errorf("%q is not a valid Secret name (%s); set --secret-name", name, errs[0])
+	}
+	labels, err := a.labels()
+	if err != nil {
+		return secret{}, err
+	}
+	cfg, err := json.MarshalIndent(clusterConfig{
+		ExecProviderConfig: execConfig{
+			Command:     r.command,
+			Args:        r.args,
+			APIVersion:  ExecAPIVersion,
+			InstallHint: installHint(r.command, argoCDInstallHint),
+		},
+		TLSClientConfig: tlsClientConfig{CAData: r.caPEM},
+	}, "", "  ")
+	if err != nil {
+		return secret{}, fmt.Errorf("render cluster config: %w", err)
+	}
+	data := map[string]string{"name": r.name, "server": r.server, "config": string(cfg) + "\n"}
+	if a.Project != "" {
+		data["project"] = a.Project
+	}
+	if ns := joinNonEmpty(a.Namespaces); ns != "" {
+		data["namespaces"] = ns
+	}
+	return secret{
+		APIVersion: "v1",
+		Kind:       "Secret",
+		Metadata:   objectMeta{Name: name, Namespace: a.Namespace, Labels: labels},
+		Type:       "Opaque",
+		StringData: data,
+	}, nil
+}
+
+// labels parses the --label flags and adds the cluster secret-type label.
+func (a ArgoCDCluster) labels() (map[string]string, error) {
+	labels := map[string]string{SecretTypeLabel: "cluster"}
+	for _, kv := range a.Labels {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("label %q is not KEY=VALUE; pass --label example.com/clustername=dev", kv)
+		}
+		if errs := validation.IsQualifiedName(k); len(errs) > 0 {
+			return nil, fmt.Errorf("label key %q is invalid (%s); pass --label example.com/clustername=dev", k, errs[0])
+		}
+		if errs := validation.IsValidLabelValue(v); len(errs) > 0 {
+			return nil, fmt.Errorf("label value %q is invalid (%s)", v, errs[0])
+		}
+		if k == SecretTypeLabel {
+			return nil, fmt.Errorf("label %s is set by brokercred to cluster; leave it out", SecretTypeLabel)
+		}
+		labels[k] = v
+	}
+	return labels, nil
+}
+
+// joinNonEmpty joins the trimmed, non-empty items with commas.
+func joinNonEmpty(items []string) string {
+	var kept []string
+	for _, s := range items {
+		if s = strings.TrimSpace(s); s != "" {
+			kept = append(kept, s)
+		}
+	}
+	return strings.Join(kept, ",")
+}

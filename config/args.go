@@ -1,0 +1,126 @@
+package config
+
+import (
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/brokercred/brokercred/plugin"
+)
+
+// ExecArgs renders o back into the token command's flags, as --name=value,
+// in the order plugin.Options declares them. Only flags whose value differs
+// from their default are emitted, so the zero Options (or one holding just
+// the defaults) give no arguments. The token command is brokercred's default
+// command, so the flags are the whole argument list.
+func ExecArgs(o plugin.Options) []string {
+	var args []string
+	for _, f := range changedFlags(o) {
+		args = append(args, f.arg())
+	}
+	return args
+}
+
+// flag is one setting of plugin.Options that differs from its default.
+type flag struct {
+	name  string // the long flag name, without dashes
+	env   string // the environment variable that sets it; may be empty
+	value reflect.Value
+}
+
+// arg renders the flag for a command line.
+func (f flag) arg() string {
+	if f.value.Kind() == reflect.Bool && f.value.Bool() {
+		return "--" + f.name
+	}
+	return "--" + f.name + "=" + formatValue(f.value)
+}
+
+// changedFlags lists o's fields whose kong flag differs from its default.
+func changedFlags(o plugin.Options) []flag {
+	v := reflect.ValueOf(o)
+	t := v.Type()
+	var flags []flag
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		name := sf.Tag.Get("name")
+		if !sf.IsExported() || name == "" || sf.Tag.Get("kong") == "-" {
+			continue
+		}
+		def := parseDefault(sf)
+		if reflect.DeepEqual(v.Field(i).Interface(), def.Interface()) {
+			continue
+		}
+		flags = append(flags, flag{name: name, env: sf.Tag.Get("env"), value: v.Field(i)})
+	}
+	return flags
+}
+
+var durationType = reflect.TypeFor[time.Duration]()
+
+// parseDefault is the value kong gives sf when neither flag nor environment
+// sets it. A tag it cannot read is a programming error in plugin.Options,
+// caught by this package's tests, so it panics.
+func parseDefault(sf reflect.StructField) reflect.Value {
+	def := reflect.New(sf.Type).Elem()
+	tag, ok := sf.Tag.Lookup("default")
+	if !ok {
+		return def
+	}
+	var err error
+	switch {
+	case sf.Type == durationType:
+		var d time.Duration
+		d, err = time.ParseDuration(tag)
+		def.SetInt(int64(d))
+	case sf.Type.Kind() == reflect.String:
+		def.SetString(tag)
+	case sf.Type.Kind() == reflect.Bool:
+		var b bool
+		b, err = strconv.ParseBool(tag)
+		def.SetBool(b)
+	case def.CanInt():
+		var n int64
+		n, err = strconv.ParseInt(tag, 0, 64)
+		def.SetInt(n)
+	case def.CanUint():
+		var n uint64
+		n, err = strconv.ParseUint(tag, 0, 64)
+		def.SetUint(n)
+	case def.CanFloat():
+		var x float64
+		x, err = strconv.ParseFloat(tag, 64)
+		def.SetFloat(x)
+	case sf.Type.Kind() == reflect.Slice && sf.Type.Elem().Kind() == reflect.String:
+		def.Set(reflect.ValueOf(strings.Split(tag, ",")).Convert(sf.Type))
+	default:
+		err = fmt.Errorf("type %s not supported", sf.Type)
+	}
+	if err != nil {
+		panic(fmt.Sprintf("config: default of plugin.Options.%s: %v", sf.Name, err))
+	}
+	return def
+}
+
+// formatValue renders v the way kong parses it back.
+func formatValue(v reflect.Value) string {
+	switch {
+	case v.Type() == durationType:
+		return time.Duration(v.Int()).String()
+	case v.Kind() == reflect.String:
+		return v.String()
+	case v.Kind() == reflect.Bool:
+		return strconv.FormatBool(v.Bool())
+	case v.CanInt():
+		return strconv.FormatInt(v.Int(), 10)
+	case v.CanUint():
+		return strconv.FormatUint(v.Uint(), 10)
+	case v.CanFloat():
+		return strconv.FormatFloat(v.Float(), 'g', -1, 64)
+	case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.String:
+		return strings.Join(v.Convert(reflect.TypeFor[[]string]()).Interface().([]string), ",")
+	}
+	panic(fmt.Sprintf("config: cannot render a %s flag", v.Type()))
+}

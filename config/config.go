@@ -1,0 +1,135 @@
+// Package config renders the YAML that wires brokercred into its callers: an
+// Argo CD cluster Secret, a kubeconfig, and values for the argo-cd Helm chart
+// that install the binary next to Argo CD. It only prints; nothing is applied.
+//
+// Every output is built from typed Go values and marshalled with
+// sigs.k8s.io/yaml, never from text templates. The exec arguments come from
+// plugin.Options through ExecArgs, so a flag added to the token command
+// reaches the generated configs without a change here.
+package config
+
+import (
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/brokercred/brokercred/plugin"
+)
+
+const (
+	// DefaultCommand is where the initContainer installs the binary: the
+	// shared emptyDir mounted at /custom-tools.
+	DefaultCommand = "/custom-tools/brokercred"
+	// ExecAPIVersion is the ExecCredential version the generated configs ask for.
+	ExecAPIVersion = "client.authentication.k8s.io/v1"
+	// DefaultImage is the release image the initContainer runs.
+	DefaultImage = "ghcr.io/brokercred/brokercred:latest"
+)
+
+// Exec says how a client runs brokercred: the installed binary and the flags
+// of its token command. The zero Options give no arguments at all.
+type Exec struct {
+	Command string `name:"command" default:"/custom-tools/brokercred" placeholder:"PATH" help:"Where the brokercred binary is installed, as the client sees it."`
+	plugin.Options
+}
+
+// Cluster is the remote cluster a generated config points at.
+type Cluster struct {
+	Name         string `name:"name" required:"" placeholder:"NAME" help:"Name of the remote cluster in Argo CD or the kubeconfig; also the broker target when --target is not set."`
+	Server       string `name:"server" required:"" placeholder:"URL" help:"https URL of the remote cluster's API server."`
+	ServerCAFile string `name:"server-ca-file" placeholder:"FILE" help:"PEM CA bundle of the remote API server (default: the client's system roots)."`
+}
+
+// remote is a Cluster checked and read: the exec settings filled in and the
+// CA loaded.
+type remote struct {
+	name, server string
+	caPEM        []byte // nil when no CA file was given
+	command      string
+	args         []string
+}
+
+// resolve checks c and e and reads the CA file. An empty Target becomes the
+// cluster's name.
+func resolve(c Cluster, e Exec) (remote, error) {
+	if c.Name == "" {
+		return remote{}, errors.New("no cluster name; set --name")
+	}
+	if err := checkServer(c.Server); err != nil {
+		return remote{}, err
+	}
+	if err := checkCommand(e.Command); err != nil {
+		return remote{}, err
+	}
+	o := e.Options
+	if o.Target == "" {
+		o.Target = c.Name
+	}
+	if o.BrokerURL == "" {
+		return remote{}, errors.New("no broker URL; set --broker-url to the broker's get-target-token endpoint")
+	}
+	r := remote{name: c.Name, server: c.Server, command: e.Command, args: ExecArgs(o)}
+	if c.ServerCAFile != "" {
+		ca, err := readCA(c.ServerCAFile)
+		if err != nil {
+			return remote{}, err
+		}
+		r.caPEM = ca
+	}
+	return r, nil
+}
+
+func checkServer(server string) error {
+	if server == "" {
+		return errors.New("no API server URL; set --server to the remote cluster's https URL")
+	}
+	u, err := url.Parse(server)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return fmt.Errorf("API server URL %q is not an https URL; set --server like https://dev-cluster.example.com:6443", server)
+	}
+	return nil
+}
+
+func checkCommand(command string) error {
+	if command == "" {
+		return errors.New("no command; set --command to the path of the installed brokercred binary")
+	}
+	return nil
+}
+
+// readCA reads a PEM bundle and refuses a file without a certificate in it.
+func readCA(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read API server CA: %w; set --server-ca-file to the remote cluster's CA in PEM", err)
+	}
+	for rest := data; ; {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			return nil, fmt.Errorf("API server CA %s holds no PEM certificate; pass the CA in PEM (a kubeconfig's certificate-authority-data, base64-decoded)", path)
+		}
+		if block.Type == "CERTIFICATE" {
+			return data, nil
+		}
+	}
+}
+
+// marshal renders v as YAML.
+func marshal(v any) ([]byte, error) {
+	out, err := yaml.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("render YAML: %w", err)
+	}
+	return out, nil
+}
+
+// installHint is what client-go prints when the command is missing.
+func installHint(command, remedy string) string {
+	return fmt.Sprintf("brokercred is not installed at %s: %s", command, strings.TrimSpace(remedy))
+}

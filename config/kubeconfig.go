@@ -1,0 +1,90 @@
+package config
+
+// Kubeconfig is a kubeconfig with one cluster, one user that runs brokercred
+// through an exec entry, and a context that joins them, made current.
+type Kubeconfig struct {
+	Cluster
+	Exec
+}
+
+// YAML renders the kubeconfig.
+func (k Kubeconfig) YAML() ([]byte, error) {
+	c, err := k.kubeconfig()
+	if err != nil {
+		return nil, err
+	}
+	return marshal(c)
+}
+
+// kubeconfig mirrors the parts of client-go's clientcmd/api/v1 Config it
+// fills, without that type's always-present empty fields.
+type kubeconfig struct {
+	APIVersion     string         `json:"apiVersion"`
+	Kind           string         `json:"kind"`
+	Clusters       []namedCluster `json:"clusters"`
+	Users          []namedUser    `json:"users"`
+	Contexts       []namedContext `json:"contexts"`
+	CurrentContext string         `json:"current-context"`
+}
+
+type namedCluster struct {
+	Name    string      `json:"name"`
+	Cluster kubeCluster `json:"cluster"`
+}
+
+type kubeCluster struct {
+	Server                   string `json:"server"`
+	CertificateAuthorityData []byte `json:"certificate-authority-data,omitempty"`
+}
+
+type namedUser struct {
+	Name string   `json:"name"`
+	User kubeUser `json:"user"`
+}
+
+type kubeUser struct {
+	Exec kubeExec `json:"exec"`
+}
+
+type kubeExec struct {
+	APIVersion      string   `json:"apiVersion"`
+	Command         string   `json:"command"`
+	Args            []string `json:"args,omitempty"`
+	InstallHint     string   `json:"installHint,omitempty"`
+	InteractiveMode string   `json:"interactiveMode"`
+}
+
+type namedContext struct {
+	Name    string      `json:"name"`
+	Context kubeContext `json:"context"`
+}
+
+type kubeContext struct {
+	Cluster string `json:"cluster"`
+	User    string `json:"user"`
+}
+
+// kubeconfigInstallHint tells a kubectl user how to get the binary.
+const kubeconfigInstallHint = "download it from https://github.com/brokercred/brokercred/releases, or regenerate this kubeconfig with --command set to where it is"
+
+func (k Kubeconfig) kubeconfig() (kubeconfig, error) {
+	r, err := resolve(k.Cluster, k.Exec)
+	if err != nil {
+		return kubeconfig{}, err
+	}
+	user := "brokercred-" + r.name
+	return kubeconfig{
+		APIVersion: "v1",
+		Kind:       "Config",
+		Clusters:   []namedCluster{{Name: r.name, Cluster: kubeCluster{Server: r.server, CertificateAuthorityData: r.caPEM}}},
+		Users: []namedUser{{Name: user, User: kubeUser{Exec: kubeExec{
+			APIVersion:      ExecAPIVersion,
+			Command:         r.command,
+			Args:            r.args,
+			InstallHint:     installHint(r.command, kubeconfigInstallHint),
+			InteractiveMode: "Never",
+		}}}},
+		Contexts:       []namedContext{{Name: r.name, Context: kubeContext{Cluster: r.name, User: user}}},
+		CurrentContext: r.name,
+	}, nil
+}
