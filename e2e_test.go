@@ -176,10 +176,7 @@ func kubectls(t *testing.T) map[string]string {
 // brokercred with args. Strings are JSON-quoted, which YAML reads as
 // double-quoted scalars.
 func (r *remote) kubeconfig(args []string) string {
-	q := func(s string) string {
-		b, _ := json.Marshal(s)
-		return string(b)
-	}
+	q := quoteYAML
 	var b strings.Builder
 	b.WriteString("apiVersion: v1\nkind: Config\n")
 	b.WriteString("clusters:\n- name: remote\n  cluster:\n")
@@ -203,12 +200,7 @@ func TestKubectl(t *testing.T) {
 	if len(bins) == 0 {
 		t.Skip("no kubectl on PATH and no kubectl.1.* beside gcloud: install kubectl to run this test")
 	}
-	names := make([]string, 0, len(bins))
-	for name := range bins {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-
+	names := sortedKeys(bins)
 	r := newRemote(t, brokertest.Options{})
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
@@ -258,4 +250,19 @@ func runKubectl(t *testing.T, path string, args ...string) (stdout, stderr strin
 		t.Fatalf("run %s: %v", path, err)
 	}
 	return out.String(), errOut.String(), err
+}
+
+// quoteYAML quotes s as JSON, which YAML reads as a double-quoted scalar.
+func quoteYAML(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

@@ -25,6 +25,11 @@ type ExecInfo struct {
 	// Server is the remote API server's URL when the caller set
 	// provideClusterInfo; empty otherwise.
 	Server string
+	// ClusterConfig is the raw JSON of spec.cluster.config: the cluster's
+	// client.authentication.k8s.io/exec extension (Argo CD's
+	// execProviderConfig.config, a ClusterProfile's extension). Nil when the
+	// caller gave no cluster info or no config.
+	ClusterConfig []byte
 }
 
 // ReadExecInfo parses the value of KUBERNETES_EXEC_INFO. An empty value gives
@@ -46,8 +51,8 @@ func ReadExecInfo(raw string) (ExecInfo, error) {
 			return ExecInfo{}, fmt.Errorf("%s does not hold a valid %s ExecCredential; check the exec config", ExecInfoEnv, head.APIVersion)
 		}
 		info := ExecInfo{APIVersion: head.APIVersion}
-		if cred.Spec.Cluster != nil {
-			info.Server = cred.Spec.Cluster.Server
+		if c := cred.Spec.Cluster; c != nil {
+			info.Server, info.ClusterConfig = c.Server, c.Config.Raw
 		}
 		return info, nil
 	case APIVersionV1beta1:
@@ -56,8 +61,8 @@ func ReadExecInfo(raw string) (ExecInfo, error) {
 			return ExecInfo{}, fmt.Errorf("%s does not hold a valid %s ExecCredential; check the exec config", ExecInfoEnv, head.APIVersion)
 		}
 		info := ExecInfo{APIVersion: head.APIVersion}
-		if cred.Spec.Cluster != nil {
-			info.Server = cred.Spec.Cluster.Server
+		if c := cred.Spec.Cluster; c != nil {
+			info.Server, info.ClusterConfig = c.Server, c.Config.Raw
 		}
 		return info, nil
 	}

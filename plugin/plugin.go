@@ -37,6 +37,9 @@ type Options struct {
 	InsecureHTTP  bool          `name:"insecure-http" env:"BROKERCRED_INSECURE_HTTP" help:"Allow an http:// broker URL (local testing only)."`
 	CacheDir      string        `name:"cache-dir" env:"BROKERCRED_CACHE_DIR" placeholder:"DIR" help:"Token cache directory (default: $XDG_CACHE_HOME/brokercred)."`
 	NoCache       bool          `name:"no-cache" env:"BROKERCRED_NO_CACHE" help:"Ask the broker on every call."`
+
+	ClusterConfigKey string   `name:"cluster-config-key" env:"BROKERCRED_CLUSTER_CONFIG_KEY" default:"clusterName" placeholder:"KEY" help:"Key of the cluster's exec config (provideClusterInfo) that names the target when --target is not set."`
+	AllowedTargets   []string `name:"allowed-targets" env:"BROKERCRED_ALLOWED_TARGETS" placeholder:"GLOB,..." help:"Refuse any target that matches none of these shell globs (default: allow all)."`
 }
 
 // ResolvedCacheDir is CacheDir, or $XDG_CACHE_HOME/brokercred when it is empty.
@@ -66,8 +69,8 @@ func Run(ctx context.Context, o Options, env Env) error {
 	if err != nil {
 		return err
 	}
-	if o.Target == "" {
-		return errors.New("no target cluster; set --target or BROKERCRED_TARGET")
+	if o.Target, err = o.resolveTarget(info); err != nil {
+		return err
 	}
 	client, err := broker.New(o.brokerConfig())
 	if err != nil {

@@ -1,0 +1,92 @@
+package plugin
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/brokercred/brokercred/broker/brokertest"
+)
+
+// execInfoFor is KUBERNETES_EXEC_INFO as client-go writes it with
+// provideClusterInfo: true and the given cluster config JSON.
+func execInfoFor(config string) string {
+	return `{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","spec":{"interactive":false,` +
+		`"cluster":{"server":"https://east.example:6443","config":` + config + `}}}`
+}
+
+func TestResolveTarget(t *testing.T) {
+	for _, tc := range []struct {
+		name, flag, config, key string
+		allowed                 []string
+		want, wantErr           string
+	}{
+		{name: "flag only", flag: "dev", config: "null", want: "dev"},
+		{name: "cluster name only", config: `{"clusterName":"east"}`, want: "east"},
+		{name: "flag and cluster agree", flag: "east", config: `{"clusterName":"east"}`, want: "east"},
+		{name: "other key", key: "name", config: `{"name":"west","clusterName":"east"}`, want: "west"},
+		{name: "key missing falls back to flag", flag: "dev", config: `{"region":"eu"}`, want: "dev"},
+		{name: "allowed by glob", config: `{"clusterName":"dev-east"}`, allowed: []string{"prod", "dev-*"}, want: "dev-east"},
+		{name: "neither", config: "null", wantErr: `no target cluster; set --target or BROKERCRED_TARGET, or set provideClusterInfo: true with config {"clusterName": NAME}`},
+		{name: "key missing and no flag", config: `{"region":"eu"}`, wantErr: "no target cluster"},
+		{name: "conflict", flag: "dev", config: `{"clusterName":"prod"}`, wantErr: `--target "dev" and the cluster's config.clusterName "prod" disagree`},
+		{name: "key not a string", config: `{"clusterName":42}`, wantErr: "config.clusterName is not a non-empty string"},
+		{name: "key empty", config: `{"clusterName":""}`, wantErr: "config.clusterName is not a non-empty string"},
+		{name: "config not an object", config: `["east"]`, wantErr: "spec.cluster.config) is not a JSON object"},
+		{name: "not allowed", flag: "prod", allowed: []string{"dev-*"}, config: "null", wantErr: `target "prod" is not in --allowed-targets (dev-*)`},
+		{name: "bad glob", flag: "prod", allowed: []string{"[dev"}, config: "null", wantErr: `--allowed-targets pattern "[dev" is malformed`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			info, err := ReadExecInfo(execInfoFor(tc.config))
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := Options{Target: tc.flag, ClusterConfigKey: tc.key, AllowedTargets: tc.allowed}
+			got, err := o.resolveTarget(info)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				if strings.Contains(err.Error(), "\n") {
+					t.Errorf("error spans several lines: %q", err)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("resolveTarget = %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestRunTargetFromClusterInfo(t *testing.T) {
+	f := newFixture(t, brokertest.Options{TTL: time.Minute})
+	f.opts.Target = ""
+	for _, name := range []string{"east", "west"} {
+		c, err := run(t, f.opts, Env{ExecInfo: execInfoFor(`{"clusterName":"` + name + `"}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.broker.Verify(c.Status.Token, name, time.Now()); err != nil {
+			t.Errorf("token for %s: %v", name, err)
+		}
+	}
+	var asked []string
+	for _, r := range f.broker.Requests() {
+		asked = append(asked, r.Target)
+	}
+	if strings.Join(asked, ",") != "east,west" {
+		t.Errorf("broker was asked for %v, want [east west]", asked)
+	}
+}
+
+func TestRunRefusesDisallowedTargetBeforeBroker(t *testing.T) {
+	f := newFixture(t, brokertest.Options{})
+	f.opts.AllowedTargets = []string{"staging-*"}
+	if _, err := run(t, f.opts, Env{}); err == nil || !strings.Contains(err.Error(), "not in --allowed-targets") {
+		t.Fatalf("err = %v, want a refusal", err)
+	}
+	if n := len(f.broker.Requests()); n != 0 {
+		t.Errorf("broker got %d requests for a disallowed target, want 0", n)
+	}
+}
