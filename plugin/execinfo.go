@@ -3,9 +3,6 @@ package plugin
 import (
 	"encoding/json"
 	"fmt"
-
-	clientauthv1 "k8s.io/client-go/pkg/apis/clientauthentication/v1"
-	clientauthv1beta1 "k8s.io/client-go/pkg/apis/clientauthentication/v1beta1"
 )
 
 // The ExecCredential apiVersions brokercred speaks.
@@ -44,27 +41,19 @@ func ReadExecInfo(raw string) (ExecInfo, error) {
 	if err := json.Unmarshal([]byte(raw), &head); err != nil {
 		return ExecInfo{}, fmt.Errorf("%s is not valid JSON; it is set by client-go: unset it when running brokercred by hand", ExecInfoEnv)
 	}
-	switch head.APIVersion {
-	case APIVersionV1:
-		var cred clientauthv1.ExecCredential
-		if err := json.Unmarshal([]byte(raw), &cred); err != nil {
-			return ExecInfo{}, fmt.Errorf("%s does not hold a valid %s ExecCredential; check the exec config", ExecInfoEnv, head.APIVersion)
-		}
-		info := ExecInfo{APIVersion: head.APIVersion}
-		if c := cred.Spec.Cluster; c != nil {
-			info.Server, info.ClusterConfig = c.Server, c.Config.Raw
-		}
-		return info, nil
-	case APIVersionV1beta1:
-		var cred clientauthv1beta1.ExecCredential
-		if err := json.Unmarshal([]byte(raw), &cred); err != nil {
-			return ExecInfo{}, fmt.Errorf("%s does not hold a valid %s ExecCredential; check the exec config", ExecInfoEnv, head.APIVersion)
-		}
-		info := ExecInfo{APIVersion: head.APIVersion}
-		if c := cred.Spec.Cluster; c != nil {
-			info.Server, info.ClusterConfig = c.Server, c.Config.Raw
-		}
-		return info, nil
+	if head.APIVersion != APIVersionV1 && head.APIVersion != APIVersionV1beta1 {
+		return ExecInfo{}, fmt.Errorf("%s asks for apiVersion %q; set the exec config's apiVersion to %s or %s", ExecInfoEnv, head.APIVersion, APIVersionV1, APIVersionV1beta1)
 	}
-	return ExecInfo{}, fmt.Errorf("%s asks for apiVersion %q; set the exec config's apiVersion to %s or %s", ExecInfoEnv, head.APIVersion, APIVersionV1, APIVersionV1beta1)
+	var cred execCredential
+	if err := json.Unmarshal([]byte(raw), &cred); err != nil {
+		return ExecInfo{}, fmt.Errorf("%s does not hold a valid %s ExecCredential; check the exec config", ExecInfoEnv, head.APIVersion)
+	}
+	info := ExecInfo{APIVersion: head.APIVersion}
+	if c := cred.Spec.Cluster; c != nil {
+		info.Server = c.Server
+		if string(c.Config) != "null" {
+			info.ClusterConfig = c.Config
+		}
+	}
+	return info, nil
 }
