@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"text/tabwriter"
 	"time"
 
@@ -19,17 +21,22 @@ import (
 	"github.com/brokercred/brokercred/plugin"
 )
 
-// version is set at release time with -ldflags "-X main.version=…".
-var version = "dev"
+// version and commit are set at release time with
+// -ldflags "-X main.version=… -X main.commit=…".
+var (
+	version = "dev"
+	commit  = ""
+)
 
 type cli struct {
 	Verbose bool `short:"v" env:"BROKERCRED_VERBOSE" help:"Print what each call did on stderr (never a token)."`
 
-	Token   tokenCmd         `cmd:"" default:"withargs" help:"Print an ExecCredential for --target (the default command)."`
-	Cache   cacheCmd         `cmd:"" help:"Inspect or clear the token cache."`
-	Install installCmd       `cmd:"" help:"Copy this binary into DIR (for an initContainer sharing an emptyDir)."`
-	Config  configCmd        `cmd:"" help:"Print YAML that wires brokercred into Argo CD or kubectl (nothing is applied)."`
-	Version kong.VersionFlag `help:"Print the version and exit."`
+	Token   tokenCmd   `cmd:"" default:"withargs" help:"Print an ExecCredential for --target (the default command)."`
+	Doctor  doctorCmd  `cmd:"" help:"Check the pod token, the way to the broker, the cache and a real token request; print what is wrong (never a token)."`
+	Cache   cacheCmd   `cmd:"" help:"Inspect or clear the token cache."`
+	Install installCmd `cmd:"" help:"Copy this binary into DIR (for an initContainer sharing an emptyDir)."`
+	Config  configCmd  `cmd:"" help:"Print YAML that wires brokercred into Argo CD or kubectl (nothing is applied)."`
+	Version versionCmd `cmd:"" help:"Print the version, commit and Go version."`
 }
 
 type tokenCmd struct {
@@ -42,6 +49,48 @@ func (c *tokenCmd) Run(g *cli) error {
 		Stdout:   os.Stdout,
 		Log:      logger(g.Verbose),
 	})
+}
+
+type doctorCmd struct {
+	plugin.Options
+	Output string `name:"output" short:"o" enum:"text,json" default:"text" help:"Report format: ${enum}."`
+}
+
+func (c *doctorCmd) Run(g *cli) error {
+	report := plugin.Doctor(context.Background(), c.Options, plugin.Env{
+		ExecInfo: os.Getenv(plugin.ExecInfoEnv),
+		Log:      logger(g.Verbose),
+	})
+	if err := plugin.WriteReport(os.Stdout, report, c.Output); err != nil {
+		return err
+	}
+	if n := report.Failed(); n > 0 {
+		return fmt.Errorf("doctor found %d problem(s); fix the ✗ lines above in order", n)
+	}
+	return nil
+}
+
+type versionCmd struct{}
+
+func (versionCmd) Run() error {
+	fmt.Printf("brokercred %s (commit %s, %s)\n", version, buildCommit(), runtime.Version())
+	return nil
+}
+
+// buildCommit is the commit set by the release, else the one Go recorded
+// when building from a checkout.
+func buildCommit() string {
+	if commit != "" {
+		return commit
+	}
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" {
+				return s.Value
+			}
+		}
+	}
+	return "unknown"
 }
 
 type cacheCmd struct {
@@ -137,7 +186,6 @@ func main() {
 	ctx := kong.Parse(&c,
 		kong.Name("brokercred"),
 		kong.Description("Exec credential plugin: trades the pod's ServiceAccount token at a token broker for a short-lived remote cluster token."),
-		kong.Vars{"version": version},
 	)
 	ctx.FatalIfErrorf(ctx.Run(&c))
 }
