@@ -38,6 +38,8 @@ type Config struct {
 	// RetryMax is how many times a failed request is retried (network errors,
 	// 429, 5xx); the caller's context bounds the whole. Zero means no retry.
 	RetryMax int
+	// Exchange configures ProtocolTokenExchange; other protocols ignore it.
+	Exchange Exchange
 }
 
 // Token is what a broker issued.
@@ -63,8 +65,8 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Protocol == "" {
 		cfg.Protocol = ProtocolGet
 	}
-	if cfg.Protocol != ProtocolGet {
-		return nil, fmt.Errorf("unknown protocol %q; set --protocol to %q", cfg.Protocol, ProtocolGet)
+	if cfg.Protocol != ProtocolGet && cfg.Protocol != ProtocolTokenExchange {
+		return nil, fmt.Errorf("unknown protocol %q; set --protocol to %q or %q", cfg.Protocol, ProtocolGet, ProtocolTokenExchange)
 	}
 	u, err := parseBrokerURL(cfg.URL, cfg.InsecureHTTP)
 	if err != nil {
@@ -140,6 +142,9 @@ func refuseRedirect(*http.Request, []*http.Request) error {
 func (c *Client) Fetch(ctx context.Context, target, subjectToken string) (Token, error) {
 	if target == "" {
 		return Token{}, errors.New("no target cluster; set --target or BROKERCRED_TARGET")
+	}
+	if c.cfg.Protocol == ProtocolTokenExchange {
+		return c.exchange(ctx, target, subjectToken)
 	}
 	req, err := c.newGetRequest(ctx, target, subjectToken)
 	if err != nil {

@@ -35,6 +35,10 @@ type Key struct {
 	Protocol string // broker protocol
 	Target   string // remote cluster name
 	Server   string // remote API server URL, when known; empty otherwise
+	// Request holds the protocol settings that change which token the
+	// broker issues (token exchange: audience, client, connector, scopes,
+	// token types); empty for get-target-token.
+	Request string
 	// Identity is who asked: the pod token's issuer and subject, or a hash of
 	// the token when it is not a JWT. Never the token itself.
 	Identity string
@@ -69,7 +73,7 @@ func (c *Cache) Dir() string { return c.dir }
 
 // name is the hex SHA-256 of every field of the key.
 func (k Key) name() string {
-	b, _ := json.Marshal([]any{formatVersion, k.Broker, k.Protocol, k.Target, k.Server, k.Identity})
+	b, _ := json.Marshal([]any{formatVersion, k.Broker, k.Protocol, k.Target, k.Server, k.Identity, k.Request})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }

@@ -28,7 +28,7 @@ import (
 type Options struct {
 	BrokerURL     string        `name:"broker-url" env:"BROKERCRED_BROKER_URL" placeholder:"URL" help:"Full https URL of the broker endpoint."`
 	Target        string        `name:"target" env:"BROKERCRED_TARGET" placeholder:"NAME" help:"Name of the remote cluster the token is for."`
-	Protocol      string        `name:"protocol" env:"BROKERCRED_PROTOCOL" default:"get" enum:"get" help:"Broker protocol (${enum})."`
+	Protocol      string        `name:"protocol" env:"BROKERCRED_PROTOCOL" default:"get" enum:"get,token-exchange" help:"Broker protocol: get (OpenUnison get-target-token) or token-exchange (RFC 8693)."`
 	TokenFile     string        `name:"token-file" env:"BROKERCRED_TOKEN_FILE" default:"/var/run/secrets/kubernetes.io/serviceaccount/token" placeholder:"FILE" help:"Projected pod token, read fresh on every call."`
 	CAFile        string        `name:"ca-file" env:"BROKERCRED_CA_FILE" placeholder:"FILE" help:"PEM bundle trusted for the broker (default: system roots)."`
 	Timeout       time.Duration `name:"timeout" env:"BROKERCRED_TIMEOUT" default:"10s" help:"Whole budget for the call: cache lock wait, broker request and retries."`
@@ -38,8 +38,10 @@ type Options struct {
 	CacheDir      string        `name:"cache-dir" env:"BROKERCRED_CACHE_DIR" placeholder:"DIR" help:"Token cache directory (default: $XDG_CACHE_HOME/brokercred)."`
 	NoCache       bool          `name:"no-cache" env:"BROKERCRED_NO_CACHE" help:"Ask the broker on every call."`
 
+	TokenExchange `embed:"" group:"token-exchange"`
+
 	ClusterConfigKey string   `name:"cluster-config-key" env:"BROKERCRED_CLUSTER_CONFIG_KEY" default:"clusterName" placeholder:"KEY" help:"Key of the cluster's exec config (provideClusterInfo) that names the target when --target is not set."`
-	AllowedTargets   []string `name:"allowed-targets" env:"BROKERCRED_ALLOWED_TARGETS" placeholder:"GLOB,..." help:"Refuse any target that matches none of these shell globs (default: allow all)."`
+	AllowedTargets   []string `name:"allowed-targets" env:"BROKERCRED_ALLOWED_TARGETS" placeholder:"GLOB" help:"Refuse any target that matches none of these shell globs (default: allow all)."`
 }
 
 // ResolvedCacheDir is CacheDir, or $XDG_CACHE_HOME/brokercred when it is empty.
@@ -103,7 +105,8 @@ func (e Env) withDefaults() Env {
 }
 
 func (o Options) brokerConfig() broker.Config {
-	return broker.Config{URL: o.BrokerURL, Protocol: o.Protocol, CAFile: o.CAFile, InsecureHTTP: o.InsecureHTTP, RetryMax: retryMax}
+	return broker.Config{URL: o.BrokerURL, Protocol: o.Protocol, CAFile: o.CAFile, InsecureHTTP: o.InsecureHTTP, RetryMax: retryMax,
+		Exchange: o.TokenExchange.settings()}
 }
 
 // token serves a fresh cached token, or fetches one under the key's lock so
@@ -191,6 +194,9 @@ func reportedExpiry(issued, expiry time.Time, margin time.Duration) time.Time {
 // token's issuer and subject, or a hash of an opaque token: never the token.
 func (o Options) cacheKey(pod podToken, info ExecInfo) cache.Key {
 	k := cache.Key{Broker: o.BrokerURL, Protocol: o.Protocol, Target: o.Target, Server: info.Server}
+	if o.Protocol == broker.ProtocolTokenExchange {
+		k.Request = o.TokenExchange.cacheRequest()
+	}
 	if pod.claims.Subject != "" {
 		k.Identity = pod.claims.Issuer + "\n" + pod.claims.Subject
 		k.Subject = pod.claims.Subject

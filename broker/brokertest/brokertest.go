@@ -13,14 +13,19 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,19 +57,46 @@ type Options struct {
 	// NoExp issues tokens without an exp claim (and, for JSON shapes, no
 	// expirationTimestamp).
 	NoExp bool
+	// ExpiredCert serves a self-signed certificate for 127.0.0.1 that
+	// expired an hour ago (CAFile writes it), instead of httptest's.
+	ExpiredCert bool
+	// ClientID and ClientSecret are the OAuth client the token-exchange
+	// endpoint requires: by HTTP Basic when ClientSecret is set, as the
+	// client_id form field when only ClientID is. Both empty: any client.
+	ClientID, ClientSecret string
 }
 
-// Response is a canned answer that replaces the broker's next real one.
+// Response is a canned answer that replaces the broker's next real one. The
+// zero Status means 200. The fault switches below are off when zero.
 type Response struct {
 	Status int
 	Header map[string]string
 	Body   string
+
+	// Hang holds the request without answering until the client gives up
+	// or the server closes.
+	Hang bool
+	// Trickle sends the status and headers at once, then Body one byte per
+	// Trickle: a slow body that a client waiting for all of it runs out of
+	// time on.
+	Trickle time.Duration
+	// Reset drops the connection with a TCP reset instead of answering.
+	Reset bool
+	// Endless streams Body over and over until the client hangs up: an
+	// answer larger than any cap.
+	Endless bool
 }
 
 // Request records what one call asked for.
 type Request struct {
 	Target  string
 	Subject string // sub of the pod token; empty when it was not a JWT
+	// Authorization says whether the request carried an Authorization
+	// header at all, whatever its form.
+	Authorization bool
+	// Exchange is the token-exchange form, without subject_token; nil for
+	// get-target-token requests.
+	Exchange url.Values
 }
 
 // Server is a running fake broker.
@@ -76,9 +108,13 @@ type Server struct {
 	key  *ecdsa.PrivateKey
 	opts Options
 
+	closing   chan struct{} // closed by Close, releases hung answers
+	closeOnce sync.Once
+
 	mu       sync.Mutex
 	queue    []Response
 	requests []Request
+	issued   []string
 }
 
 // NewServer starts a fake broker. Call Close when done.
@@ -90,14 +126,21 @@ func NewServer(opts Options) *Server {
 	if err != nil {
 		panic(fmt.Sprintf("brokertest: generate key: %v", err))
 	}
-	s := &Server{key: key, opts: opts}
-	s.srv = httptest.NewTLSServer(http.HandlerFunc(s.serve))
+	s := &Server{key: key, opts: opts, closing: make(chan struct{})}
+	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
+	if opts.ExpiredCert {
+		s.srv.TLS = &tls.Config{Certificates: []tls.Certificate{expiredCert()}}
+	}
+	s.srv.StartTLS()
 	s.URL = s.srv.URL + Path
 	return s
 }
 
-// Close shuts the broker down.
-func (s *Server) Close() { s.srv.Close() }
+// Close shuts the broker down, releasing any answer still hanging.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() { close(s.closing) })
+	s.srv.Close()
+}
 
 // CAFile writes the broker's certificate as PEM into dir and returns its path,
 // for --ca-file.
@@ -119,20 +162,32 @@ func (s *Server) Requests() []Request {
 	return append([]Request(nil), s.requests...)
 }
 
+// Issued returns every token the broker minted so far (by answering or by
+// Issue), delivered or not, so a test can check none of them leaked.
+func (s *Server) Issued() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.issued...)
+}
+
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if s.opts.Latency > 0 {
 		time.Sleep(s.opts.Latency)
+	}
+	if r.URL.Path == ExchangePath {
+		s.serveExchange(w, r)
+		return
 	}
 	if r.URL.Path != Path {
 		http.NotFound(w, r)
 		return
 	}
 	bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	req := Request{Target: r.URL.Query().Get("targetName"), Subject: subjectOf(bearer)}
+	req := Request{Target: r.URL.Query().Get("targetName"), Subject: subjectOf(bearer), Authorization: len(r.Header.Values("Authorization")) > 0}
 	canned, hasCanned := s.record(req)
 	switch {
 	case hasCanned:
-		writeCanned(w, canned)
+		s.writeCanned(w, r, canned)
 	case !ok || bearer == "":
 		http.Error(w, "missing bearer token", http.StatusUnauthorized)
 	case req.Target == "":
@@ -157,12 +212,76 @@ func (s *Server) record(req Request) (Response, bool) {
 	return r, true
 }
 
-func writeCanned(w http.ResponseWriter, r Response) {
+func (s *Server) writeCanned(w http.ResponseWriter, req *http.Request, r Response) {
+	switch {
+	case r.Hang:
+		s.wait(req, -1)
+		return
+	case r.Reset:
+		reset(w)
+		return
+	}
 	for k, v := range r.Header {
 		w.Header().Set(k, v)
 	}
+	if r.Status == 0 {
+		r.Status = http.StatusOK
+	}
 	w.WriteHeader(r.Status)
-	_, _ = w.Write([]byte(r.Body))
+	switch {
+	case r.Trickle > 0:
+		for i := range len(r.Body) {
+			if !s.wait(req, r.Trickle) || !writeFlush(w, r.Body[i:i+1]) {
+				return
+			}
+		}
+	case r.Endless && r.Body != "":
+		for writeFlush(w, r.Body) {
+		}
+	default:
+		_, _ = w.Write([]byte(r.Body))
+	}
+}
+
+// wait pauses for d (forever when d < 0) and reports false when the client
+// or the server gave up first.
+func (s *Server) wait(req *http.Request, d time.Duration) bool {
+	var timeout <-chan time.Time
+	if d >= 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-timeout:
+		return true
+	case <-req.Context().Done():
+	case <-s.closing:
+	}
+	return false
+}
+
+func writeFlush(w http.ResponseWriter, s string) bool {
+	if _, err := w.Write([]byte(s)); err != nil {
+		return false
+	}
+	return http.NewResponseController(w).Flush() == nil
+}
+
+// reset drops the request's TCP connection with an RST, below TLS, so the
+// client sees "connection reset by peer" rather than an orderly close.
+func reset(w http.ResponseWriter) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		panic(fmt.Sprintf("brokertest: hijack: %v", err))
+	}
+	if tc, ok := conn.(*tls.Conn); ok {
+		conn = tc.NetConn()
+	}
+	if tcp, ok := conn.(*net.TCPConn); ok {
+		_ = tcp.SetLinger(0)
+	}
+	_ = conn.Close()
 }
 
 func (s *Server) allowed(sub string) bool {
@@ -210,7 +329,11 @@ func (s *Server) Issue(target, subject string, exp time.Time) string {
 	if !s.opts.NoExp {
 		claims["exp"] = exp.Unix()
 	}
-	return signES256(s.key, claims)
+	tok := signES256(s.key, claims)
+	s.mu.Lock()
+	s.issued = append(s.issued, tok)
+	s.mu.Unlock()
+	return tok
 }
 
 // ErrInvalidToken is returned by Verify for a token the broker did not issue
@@ -291,6 +414,33 @@ func subjectOf(token string) string {
 	}
 	_ = json.Unmarshal(payload, &c)
 	return c.Sub
+}
+
+// expiredCert is a self-signed certificate for the addresses httptest serves
+// on that expired an hour ago.
+func expiredCert() tls.Certificate {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(fmt.Sprintf("brokertest: generate key: %v", err))
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "brokertest expired"},
+		NotBefore:             now.Add(-48 * time.Hour),
+		NotAfter:              now.Add(-time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		DNSNames:              []string{"example.com"},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		panic(fmt.Sprintf("brokertest: create certificate: %v", err))
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
 // writeCert writes srv's certificate as PEM to path.

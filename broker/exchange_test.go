@@ -1,0 +1,165 @@
+package broker_test
+
+import (
+	"context"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/brokercred/brokercred/broker"
+	"github.com/brokercred/brokercred/broker/brokertest"
+)
+
+// A secret with characters that RFC 6749's form-encoding before HTTP Basic
+// must survive.
+const clientSecret = "s3cr:et/+&=%"
+
+type exchangeFixture struct {
+	broker *brokertest.Server
+	cfg    broker.Config
+	pod    string
+}
+
+func newExchange(t *testing.T, opts brokertest.Options, x broker.Exchange) exchangeFixture {
+	t.Helper()
+	b := brokertest.NewServer(opts)
+	t.Cleanup(b.Close)
+	dir := t.TempDir()
+	if x.ClientSecretFile == "" && opts.ClientSecret != "" {
+		x.ClientSecretFile = filepath.Join(dir, "secret")
+		writeSecret(t, x.ClientSecretFile, opts.ClientSecret+"\n")
+	}
+	return exchangeFixture{broker: b, pod: brokertest.PodToken(subject, time.Now().Add(time.Hour)), cfg: broker.Config{
+		URL: b.ExchangeURL(), Protocol: broker.ProtocolTokenExchange, CAFile: b.CAFile(dir), Exchange: x}}
+}
+
+func writeSecret(t *testing.T, path, secret string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(secret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (f exchangeFixture) fetch(t *testing.T, target string) (broker.Token, error) {
+	t.Helper()
+	c, err := broker.New(f.cfg)
+	if err != nil {
+		t.Fatalf("broker.New: %v", err)
+	}
+	return c.Fetch(context.Background(), target, f.pod)
+}
+
+func TestExchangeSendsEveryField(t *testing.T) {
+	f := newExchange(t, brokertest.Options{ClientID: "argo cd", ClientSecret: clientSecret, TTL: 90 * time.Second}, broker.Exchange{
+		ClientID: "argo cd", ConnectorID: "kubernetes", Scopes: []string{"openid", "groups"}, Audience: "dev-aud",
+		RequestedTokenType: broker.TokenTypeIDToken, SubjectTokenType: broker.TokenTypeJWT,
+	})
+	sent := time.Now()
+	tok, err := f.fetch(t, "dev")
+	if err != nil {
+		t.Fatalf("Fetch: %v", err)
+	}
+	if err := f.broker.Verify(tok.Value, "dev-aud", time.Now()); err != nil {
+		t.Errorf("issued token does not verify for the audience: %v", err)
+	}
+	if tok.ExpirySource != "expires_in" || tok.Expiry.Before(sent.Add(89*time.Second)) || tok.Expiry.After(time.Now().Add(90*time.Second)) {
+		t.Errorf("expiry = %v from %q, want 90s after sending, from expires_in", tok.Expiry.Sub(sent), tok.ExpirySource)
+	}
+	reqs := f.broker.Requests()
+	if len(reqs) != 1 {
+		t.Fatalf("broker got %d requests, want 1", len(reqs))
+	}
+	want := url.Values{
+		"grant_type":           {"urn:ietf:params:oauth:grant-type:token-exchange"},
+		"subject_token_type":   {broker.TokenTypeJWT},
+		"requested_token_type": {broker.TokenTypeIDToken},
+		"audience":             {"dev-aud"},
+		"connector_id":         {"kubernetes"},
+		"scope":                {"openid groups"},
+	}
+	if got := reqs[0].Exchange.Encode(); got != want.Encode() {
+		t.Errorf("form = %s\nwant   %s", got, want.Encode())
+	}
+	if reqs[0].Subject != subject || !reqs[0].Authorization {
+		t.Errorf("request = subject %q, Authorization %v; want %q with Basic auth", reqs[0].Subject, reqs[0].Authorization, subject)
+	}
+}
+
+func TestExchangeDefaults(t *testing.T) {
+	f := newExchange(t, brokertest.Options{ClientID: "public"}, broker.Exchange{ClientID: "public"})
+	if _, err := f.fetch(t, "dev"); err != nil {
+		t.Fatalf("Fetch: %v", err)
+	}
+	got := f.broker.Requests()[0]
+	if got.Exchange.Get("audience") != "dev" || got.Exchange.Get("client_id") != "public" ||
+		got.Exchange.Get("subject_token_type") != broker.TokenTypeIDToken ||
+		got.Exchange.Get("requested_token_type") != broker.TokenTypeAccessToken || got.Authorization {
+		t.Errorf("public client request = %v (Authorization %v); want audience=target, client_id in the form, id_token in, access_token out, no Authorization",
+			got.Exchange, got.Authorization)
+	}
+}
+
+func TestExchangeReadsSecretEachCall(t *testing.T) {
+	f := newExchange(t, brokertest.Options{ClientID: "argocd", ClientSecret: clientSecret}, broker.Exchange{ClientID: "argocd"})
+	if _, err := f.fetch(t, "dev"); err != nil {
+		t.Fatalf("first Fetch: %v", err)
+	}
+	writeSecret(t, f.cfg.Exchange.ClientSecretFile, "rotated-away")
+	_, err := f.fetch(t, "dev")
+	if err == nil || !strings.Contains(err.Error(), "invalid_client") {
+		t.Fatalf("after the secret changed, err = %v, want invalid_client", err)
+	}
+	assertNoSecret(t, err.Error(), f.pod)
+}
+
+func TestExchangeErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		opts    brokertest.Options
+		x       broker.Exchange
+		canned  *brokertest.Response
+		wantErr string
+	}{
+		{name: "wrong client secret", opts: brokertest.Options{ClientID: "argocd", ClientSecret: "right"},
+			x:       broker.Exchange{ClientID: "argocd", ClientSecretFile: "WRONG"},
+			wantErr: `refused the token exchange: invalid_client ("Invalid client credentials."); check --client-id "argocd" and --client-secret-file`},
+		{name: "subject refused", opts: brokertest.Options{Allow: []string{"nobody"}},
+			wantErr: `invalid_grant ("subject token is not accepted"); the broker did not accept the pod token: check its connector (--connector-id)`},
+		{name: "grant not enabled", canned: &brokertest.Response{Status: 400, Body: `{"error":"unsupported_grant_type"}`},
+			wantErr: "refused the token exchange: unsupported_grant_type; the broker does not offer token exchange here"},
+		{name: "audience refused", canned: &brokertest.Response{Status: 400, Body: `{"error":"invalid_target","error_description":"no such\nclient"}`},
+			wantErr: `invalid_target ("no such client"); the broker will not issue a token for audience "dev"`},
+		{name: "unknown oauth error", canned: &brokertest.Response{Status: 400, Body: `{"error":"server_error"}`},
+			wantErr: "refused the token exchange: server_error; check --broker-url, --connector-id"},
+		{name: "not json", canned: &brokertest.Response{Status: 200, Body: "<html>login</html>"},
+			wantErr: "answered the token exchange with malformed JSON"},
+		{name: "no access_token", canned: &brokertest.Response{Status: 200, Body: `{"token_type":"Bearer"}`},
+			wantErr: "answered the token exchange without access_token"},
+		{name: "plain 403", canned: &brokertest.Response{Status: 403, Body: "forbidden"},
+			wantErr: "broker refused the identity " + subject},
+		{name: "missing secret file", x: broker.Exchange{ClientSecretFile: "/nonexistent/secret"},
+			wantErr: "read client secret /nonexistent/secret: no such file or directory; set --client-secret-file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.x.ClientSecretFile == "WRONG" {
+				tc.x.ClientSecretFile = filepath.Join(t.TempDir(), "secret")
+				writeSecret(t, tc.x.ClientSecretFile, "wrong")
+			}
+			f := newExchange(t, tc.opts, tc.x)
+			if tc.canned != nil {
+				f.broker.Queue(*tc.canned)
+			}
+			_, err := f.fetch(t, "dev")
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("err = %v\nwant it to contain %q", err, tc.wantErr)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error spans several lines: %q", err)
+			}
+			assertNoSecret(t, err.Error(), f.pod)
+		})
+	}
+}
