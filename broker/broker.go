@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -40,6 +41,9 @@ type Config struct {
 	RetryMax int
 	// Exchange configures ProtocolTokenExchange; other protocols ignore it.
 	Exchange Exchange
+	// Log receives one debug line per HTTP answer and per retry (status,
+	// attempt; never a header or a body). Nil discards them.
+	Log *slog.Logger
 }
 
 // Token is what a broker issued.
@@ -83,6 +87,17 @@ func New(cfg Config) (*Client, error) {
 	rc.RetryWaitMin = 100 * time.Millisecond
 	rc.RetryWaitMax = 2 * time.Second
 	rc.ErrorHandler = retryablehttp.PassthroughErrorHandler
+	rc.CheckRetry = retryWithinDeadline
+	if cfg.Log != nil {
+		rc.RequestLogHook = func(_ retryablehttp.Logger, _ *http.Request, attempt int) {
+			if attempt > 0 {
+				cfg.Log.Debug("broker retry", "attempt", attempt)
+			}
+		}
+		rc.ResponseLogHook = func(_ retryablehttp.Logger, resp *http.Response) {
+			cfg.Log.Debug("broker status", "status", resp.StatusCode)
+		}
+	}
 	return &Client{cfg: cfg, url: u, http: rc}, nil
 }
 
@@ -131,6 +146,24 @@ func newTransport(caFile string) (*http.Transport, error) {
 	return t, nil
 }
 
+// retryWithinDeadline is retryablehttp's default policy, except that it
+// gives up at once when the broker asks (Retry-After) for a longer wait than
+// ctx has left: the last answer then explains the failure, instead of a
+// timeout after a wait that could not succeed.
+func retryWithinDeadline(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	retry, rerr := retryablehttp.DefaultRetryPolicy(ctx, resp, err)
+	if !retry || resp == nil {
+		return retry, rerr
+	}
+	// With no minimum or maximum, DefaultBackoff is the Retry-After of a 429
+	// or 503, and zero otherwise.
+	wait := retryablehttp.DefaultBackoff(0, 0, 0, resp)
+	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < wait {
+		return false, nil
+	}
+	return retry, rerr
+}
+
 // refuseRedirect stops at the first redirect, so the pod token is never sent
 // anywhere but the configured broker URL.
 func refuseRedirect(*http.Request, []*http.Request) error {
@@ -155,9 +188,9 @@ func (c *Client) Fetch(ctx context.Context, target, subjectToken string) (Token,
 		return Token{}, c.transportError(ctx, err)
 	}
 	defer resp.Body.Close()
-	body, err := readCapped(resp.Body)
+	body, err := c.readAnswer(ctx, resp.Body)
 	if err != nil {
-		return Token{}, fmt.Errorf("read broker answer from %s: %w; check the broker's health", c.url.Host, err)
+		return Token{}, err
 	}
 	if resp.StatusCode/100 != 2 {
 		return Token{}, statusError(resp, c.url.Host, target, subjectToken)
@@ -178,6 +211,20 @@ func (c *Client) newGetRequest(ctx context.Context, target, subjectToken string)
 	req.Header.Set("Accept", "application/json, text/plain")
 	req.Header.Set("User-Agent", "brokercred")
 	return req, nil
+}
+
+// readAnswer reads a broker's answer body, at most maxBody bytes. A body
+// cut short by the deadline is an error, never a shorter answer: the HTTP/1
+// transport may end such a body with a clean EOF once ctx is done.
+func (c *Client) readAnswer(ctx context.Context, r io.Reader) ([]byte, error) {
+	body, err := readCapped(r)
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("broker %s did not finish its answer in time; check the broker's health, or raise --timeout", c.url.Host)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read broker answer from %s: %w; check the broker's health", c.url.Host, err)
+	}
+	return body, nil
 }
 
 // readCapped reads at most maxBody bytes and fails on more.

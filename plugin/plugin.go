@@ -74,7 +74,9 @@ func Run(ctx context.Context, o Options, env Env) error {
 	if o.Target, err = o.resolveTarget(info); err != nil {
 		return err
 	}
-	client, err := broker.New(o.brokerConfig())
+	cfg := o.brokerConfig()
+	cfg.Log = env.Log
+	client, err := broker.New(cfg)
 	if err != nil {
 		return err
 	}
@@ -88,7 +90,9 @@ func Run(ctx context.Context, o Options, env Env) error {
 	if err != nil {
 		return err
 	}
-	return WriteCredential(env.Stdout, info.APIVersion, tok.Value, reportedExpiry(tok.Issued, tok.Expiry, o.RefreshMargin))
+	reported := reportedExpiry(tok.Issued, tok.Expiry, o.RefreshMargin)
+	env.Log.Debug("credential", "target", o.Target, "expirationTimestamp", reported, "token_expiry", tok.Expiry, "expiry_from", tok.ExpirySource)
+	return WriteCredential(env.Stdout, info.APIVersion, tok.Value, reported)
 }
 
 func (e Env) withDefaults() Env {
@@ -121,12 +125,14 @@ func (o Options) token(ctx context.Context, client *broker.Client, pod podToken,
 	if tok, ok := o.cached(c, key, env); ok {
 		return tok, nil
 	}
+	start := env.Now()
 	unlock, err := c.Lock(ctx, key)
 	if err != nil {
 		env.Log.Info("cache unusable, continuing without it", "reason", err.Error())
 		return o.fetch(ctx, client, pod, env)
 	}
 	defer unlock()
+	env.Log.Debug("took cache lock", "waited", env.Now().Sub(start))
 	if tok, ok := o.cached(c, key, env); ok { // another process filled it while we waited
 		return tok, nil
 	}
