@@ -221,11 +221,17 @@ func (c *Client) readAnswer(ctx context.Context, r io.Reader) ([]byte, error) {
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("broker %s did not finish its answer in time; check the broker's health, or raise --timeout", c.url.Host)
 	}
+	if errors.Is(err, errTooLarge) {
+		return nil, fmt.Errorf("broker %s answered with a body larger than %d KiB, which is no token; check --broker-url points at the token API", c.url.Host, maxBody>>10)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read broker answer from %s: %w; check the broker's health", c.url.Host, err)
 	}
 	return body, nil
 }
+
+// errTooLarge is returned by readCapped for a body over maxBody.
+var errTooLarge = errors.New("answer is too large")
 
 // readCapped reads at most maxBody bytes and fails on more.
 func readCapped(r io.Reader) ([]byte, error) {
@@ -234,7 +240,7 @@ func readCapped(r io.Reader) ([]byte, error) {
 		return nil, err
 	}
 	if len(body) > maxBody {
-		return nil, fmt.Errorf("answer is larger than %d KiB", maxBody>>10)
+		return nil, errTooLarge
 	}
 	return body, nil
 }

@@ -113,9 +113,9 @@ func (c *Client) exchange(ctx context.Context, target, subjectToken string) (Tok
 		return Token{}, c.transportError(ctx, err)
 	}
 	defer resp.Body.Close()
-	body, err := readCapped(resp.Body)
+	body, err := c.readAnswer(ctx, resp.Body)
 	if err != nil {
-		return Token{}, fmt.Errorf("read broker answer from %s: %w; check the broker's health", c.url.Host, err)
+		return Token{}, err
 	}
 	if resp.StatusCode/100 != 2 {
 		if oerr, ok := parseOAuthError(body); ok {

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/url"
 	"os"
@@ -117,8 +118,22 @@ func readEntry(path string) (Entry, string) {
 	if reason := privateToUs(info); reason != "" {
 		return Entry{}, reason
 	}
+	return decodeEntry(f)
+}
+
+// maxEntry caps how much of an entry file is read: entries hold one token
+// of a few KiB, and anything larger is not one of ours.
+const maxEntry = 1 << 20
+
+// decodeEntry reads one entry and says why it is unusable: anything but
+// exactly one JSON object of the current format with a token and an expiry.
+func decodeEntry(r io.Reader) (Entry, string) {
+	data, err := io.ReadAll(io.LimitReader(r, maxEntry+1))
+	if err != nil {
+		return Entry{}, "entry unreadable"
+	}
 	var e Entry
-	if err := json.NewDecoder(f).Decode(&e); err != nil {
+	if len(data) > maxEntry || json.Unmarshal(data, &e) != nil {
 		return Entry{}, "entry corrupt"
 	}
 	if e.Version != formatVersion {

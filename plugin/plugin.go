@@ -126,8 +126,15 @@ func (o Options) token(ctx context.Context, client *broker.Client, pod podToken,
 		return tok, nil
 	}
 	start := env.Now()
-	unlock, err := c.Lock(ctx, key)
+	// Wait for the lock at most half the budget, so that a stuck holder
+	// still leaves time to ask the broker ourselves.
+	lockCtx, cancel := context.WithTimeout(ctx, o.Timeout/2)
+	unlock, err := c.Lock(lockCtx, key)
+	cancel()
 	if err != nil {
+		if tok, ok := o.cached(c, key, env); ok {
+			return tok, nil
+		}
 		env.Log.Info("cache unusable, continuing without it", "reason", err.Error())
 		return o.fetch(ctx, client, pod, env)
 	}
@@ -150,7 +157,9 @@ func (o Options) token(ctx context.Context, client *broker.Client, pod podToken,
 func (o Options) cached(c *cache.Cache, key cache.Key, env Env) (issuedToken, bool) {
 	now := env.Now()
 	e, reason := c.Get(key, now)
-	if reason == "" && now.Before(reportedExpiry(e.Created, e.Expiry, o.RefreshMargin)) {
+	// The wire format keeps whole seconds: judge freshness by what client-go
+	// will read, or it would come back at once in the entry's last second.
+	if reason == "" && now.Before(reportedExpiry(e.Created, e.Expiry, o.RefreshMargin).Truncate(time.Second)) {
 		env.Log.Debug("cache hit", "target", key.Target, "expiry", e.Expiry)
 		return issuedToken{Token: broker.Token{Value: e.Token, Expiry: e.Expiry, ExpirySource: "cache"}, Issued: e.Created}, true
 	}

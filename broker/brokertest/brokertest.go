@@ -64,6 +64,11 @@ type Options struct {
 	// endpoint requires: by HTTP Basic when ClientSecret is set, as the
 	// client_id form field when only ClientID is. Both empty: any client.
 	ClientID, ClientSecret string
+	// Review, when set, authenticates every pod token before the allow rule
+	// is applied, the way OpenUnison runs a TokenReview: it returns the
+	// token's subject, and the broker answers 401 when it fails or names
+	// another subject than the token's sub claim. TokenReview builds one.
+	Review func(token string) (subject string, err error)
 }
 
 // Response is a canned answer that replaces the broker's next real one. The
@@ -178,6 +183,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.serveExchange(w, r)
 		return
 	}
+	if s.serveOIDC(w, r) {
+		return
+	}
 	if r.URL.Path != Path {
 		http.NotFound(w, r)
 		return
@@ -192,6 +200,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "missing bearer token", http.StatusUnauthorized)
 	case req.Target == "":
 		http.Error(w, "missing targetName", http.StatusBadRequest)
+	case !s.reviewed(bearer, req.Subject):
+		http.Error(w, "pod token not accepted", http.StatusUnauthorized)
 	case !s.allowed(req.Subject):
 		http.Error(w, "subject not allowed", http.StatusForbidden)
 	default:

@@ -49,7 +49,7 @@ func (s *Server) serveExchange(w http.ResponseWriter, r *http.Request) {
 		writeOAuthError(w, http.StatusUnauthorized, "invalid_client", "Invalid client credentials.")
 	case !subjectTokenTypes[r.PostForm.Get("subject_token_type")]:
 		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "unsupported subject_token_type")
-	case req.Subject == "" || !s.allowed(req.Subject):
+	case req.Subject == "" || !s.reviewed(subjectToken, req.Subject) || !s.allowed(req.Subject):
 		writeOAuthError(w, http.StatusBadRequest, "invalid_grant", "subject token is not accepted")
 	case req.Target == "":
 		writeOAuthError(w, http.StatusBadRequest, "invalid_target", "no audience")

@@ -1,0 +1,87 @@
+//go:build unix
+
+package main
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/brokercred/brokercred/broker/brokertest"
+)
+
+// TestNoTokenLeaks drives every fault of faultCases through the commands
+// that TestFaults does not (`token -v` with its diagnostics, `doctor`, and
+// `cache list` and `cache clear` on what they left) with a sentinel pod
+// token, and checks that neither it, nor any token the broker minted or a
+// test planted, shows in full or as any 8-character piece of its signature
+// on stderr, on stdout (bar the credential's own token), in a cache file
+// name, or in a listing. TestFaults checks plain `token` the same way.
+func TestNoTokenLeaks(t *testing.T) {
+	for _, tc := range faultCases() {
+		for _, command := range []string{"token -v", "doctor"} {
+			t.Run(tc.name+"/"+command, func(t *testing.T) {
+				t.Parallel()
+				f := newFaultFixture(t, tc.opts)
+				tc.prepare(t, f)
+				argv := append(append(append([]string(nil), f.wrap...), binary), strings.Fields(command)...)
+				r := runArgv(t, f.env, append(argv, f.args()[1:]...))
+				assertNoLeak(t, f, command, r)
+
+				list := runBinary(t, f.env, "cache", "list", "--cache-dir", f.cacheDir)
+				assertNoLeak(t, f, "cache list", list)
+				clear := runBinary(t, f.env, "cache", "clear", "--cache-dir", f.cacheDir)
+				assertNoLeak(t, f, "cache clear", clear)
+				assertCacheClean(t, f)
+			})
+		}
+	}
+}
+
+// assertNoLeak checks one process's output for every secret of f. A
+// successful `token` may print its credential's token on stdout, there only.
+func assertNoLeak(t *testing.T, f *faultFixture, what string, r result) {
+	t.Helper()
+	assertNoSecret(t, what+" stderr", r.stderr, f.secrets()...)
+	stdout := r.stdout
+	if strings.HasPrefix(what, "token") && r.code == 0 {
+		stdout = strings.Replace(stdout, parseCredential(t, stdout).Status.Token, "", 1)
+	}
+	assertNoSecret(t, what+" stdout", stdout, f.secrets()...)
+}
+
+// TestRedirectKeepsPodTokenHome checks that a broker redirecting elsewhere
+// (a login page, a moved endpoint, a hostile proxy) never gets the pod token
+// sent on: the second server sees no request at all, and the call fails
+// saying where the redirect pointed.
+func TestRedirectKeepsPodTokenHome(t *testing.T) {
+	elsewhere := brokertest.NewServer(brokertest.Options{})
+	t.Cleanup(elsewhere.Close)
+	for _, code := range []int{
+		http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
+		http.StatusTemporaryRedirect, http.StatusPermanentRedirect,
+	} {
+		for _, location := range []string{elsewhere.URL, strings.Replace(elsewhere.URL, "https://", "http://", 1)} {
+			t.Run(http.StatusText(code)+" to "+location[:strings.Index(location, ":")], func(t *testing.T) {
+				f := newFaultFixture(t, brokertest.Options{})
+				f.broker.Queue(brokertest.Response{Status: code, Header: map[string]string{"Location": location + "?targetName=prod-east"}})
+
+				r := f.run(t)
+
+				assertOneErrorLine(t, r, "redirected (HTTP ")
+				assertNoLeak(t, f, "token", r)
+				if got := len(f.broker.Requests()); got != 1 {
+					t.Errorf("broker got %d requests, want 1 (a redirect is not retried)", got)
+				}
+				for _, req := range elsewhere.Requests() {
+					if req.Authorization {
+						t.Fatalf("the redirect target received an Authorization header")
+					}
+				}
+				if got := len(elsewhere.Requests()); got != 0 {
+					t.Errorf("the redirect target got %d requests, want none", got)
+				}
+			})
+		}
+	}
+}
