@@ -10,10 +10,6 @@ import (
 	"time"
 )
 
-// ErrRefused is wrapped by Fetch's error when the broker refused the caller's
-// identity (HTTP 401 or 403).
-var ErrRefused = errors.New("broker refused the identity")
-
 // answer covers the two JSON shapes brokers give: {"token", "expirationTimestamp"}
 // and a whole ExecCredential, whose fields sit under "status".
 type answer struct {
@@ -101,8 +97,8 @@ func statusError(resp *http.Response, host, target, subjectToken string) error {
 	code := resp.StatusCode
 	switch {
 	case code == http.StatusUnauthorized || code == http.StatusForbidden:
-		return fmt.Errorf("%w %s for target %s (HTTP %d); check the broker's allow rule for this ServiceAccount and that the pod token's audience is one the broker accepts",
-			ErrRefused, describeSubject(subjectToken), target, code)
+		return fmt.Errorf("broker refused the identity %s for target %s (HTTP %d); check the broker's allow rule for this ServiceAccount and that the pod token's audience is one the broker accepts",
+			describeSubject(subjectToken), target, code)
 	case code == http.StatusNotFound:
 		return fmt.Errorf("broker %s has no such endpoint (HTTP 404); check --broker-url (OpenUnison: https://HOST/api/get-target-token)", host)
 	case code >= 300 && code < 400:
