@@ -187,7 +187,7 @@ func (e oauthError) hint(x Exchange, target string) string {
 	switch e.Code {
 	case "invalid_client", "unauthorized_client":
 		return fmt.Sprintf("check --client-id %q and --client-secret-file, and that the client may use the token-exchange grant", x.ClientID)
-	case "invalid_grant":
+	case "invalid_grant", "access_denied": // Dex answers access_denied
 		return "the broker did not accept the pod token: check its connector (--connector-id) trusts the cluster's ServiceAccount issuer and the pod token's audience"
 	case "invalid_target":
 		return fmt.Sprintf("the broker will not issue a token for audience %q; check --audience or --target", orDefault(x.Audience, target))

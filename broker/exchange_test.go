@@ -128,6 +128,8 @@ func TestExchangeErrors(t *testing.T) {
 			wantErr: `refused the token exchange: invalid_client ("Invalid client credentials."); check --client-id "argocd" and --client-secret-file`},
 		{name: "subject refused", opts: brokertest.Options{Allow: []string{"nobody"}},
 			wantErr: `invalid_grant ("subject token is not accepted"); the broker did not accept the pod token: check its connector (--connector-id)`},
+		{name: "dex refuses the subject", canned: &brokertest.Response{Status: 401, Body: `{"error":"access_denied"}`},
+			wantErr: "refused the token exchange: access_denied; the broker did not accept the pod token: check its connector"},
 		{name: "grant not enabled", canned: &brokertest.Response{Status: 400, Body: `{"error":"unsupported_grant_type"}`},
 			wantErr: "refused the token exchange: unsupported_grant_type; the broker does not offer token exchange here"},
 		{name: "audience refused", canned: &brokertest.Response{Status: 400, Body: `{"error":"invalid_target","error_description":"no such\nclient"}`},
