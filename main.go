@@ -148,24 +148,29 @@ func (c *installCmd) Run() error {
 }
 
 type configCmd struct {
-	ArgocdCluster argocdClusterCmd `cmd:"" name:"argocd-cluster" help:"Print an Argo CD cluster Secret that gets its token from brokercred."`
-	Kubeconfig    kubeconfigCmd    `cmd:"" help:"Print a kubeconfig whose user gets its token from brokercred."`
-	HelmValues    helmValuesCmd    `cmd:"" name:"helm-values" help:"Print argo-cd Helm chart values that install brokercred into the controller and server; broker flags given here become BROKERCRED_* env shared by all clusters."`
+	ArgocdCluster          argocdClusterCmd          `cmd:"" name:"argocd-cluster" help:"Print an Argo CD cluster Secret that gets its token from brokercred."`
+	Kubeconfig             kubeconfigCmd             `cmd:"" help:"Print a kubeconfig whose user gets its token from brokercred."`
+	HelmValues             helmValuesCmd             `cmd:"" name:"helm-values" help:"Print argo-cd Helm chart values that install brokercred into the controller and server; broker flags given here become BROKERCRED_* env shared by all clusters."`
+	ClusterProfileProvider clusterProfileProviderCmd `cmd:"" name:"clusterprofile-provider" help:"Print a ClusterProfile access provider file (JSON) that runs brokercred for every ClusterProfile listing it."`
 }
 
 type argocdClusterCmd struct{ config.ArgoCDCluster }
 
-func (c *argocdClusterCmd) Run() error { return printYAML(c.YAML()) }
+func (c *argocdClusterCmd) Run() error { return printOutput(c.YAML()) }
 
 type kubeconfigCmd struct{ config.Kubeconfig }
 
-func (c *kubeconfigCmd) Run() error { return printYAML(c.YAML()) }
+func (c *kubeconfigCmd) Run() error { return printOutput(c.YAML()) }
 
 type helmValuesCmd struct{ config.HelmValues }
 
-func (c *helmValuesCmd) Run() error { return printYAML(c.YAML()) }
+func (c *helmValuesCmd) Run() error { return printOutput(c.YAML()) }
 
-func printYAML(out []byte, err error) error {
+type clusterProfileProviderCmd struct{ config.ClusterProfileProvider }
+
+func (c *clusterProfileProviderCmd) Run() error { return printOutput(c.JSON()) }
+
+func printOutput(out []byte, err error) error {
 	if err != nil {
 		return err
 	}

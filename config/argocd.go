@@ -55,11 +55,15 @@ type clusterConfig struct {
 	TLSClientConfig    tlsClientConfig `json:"tlsClientConfig"`
 }
 
+// execConfig is Argo CD's ExecProviderConfig; ProvideClusterInfo and
+// Config are read by Argo CD v3.5.0 and later and ignored before.
 type execConfig struct {
-	Command     string   `json:"command"`
-	Args        []string `json:"args,omitempty"`
-	APIVersion  string   `json:"apiVersion"`
-	InstallHint string   `json:"installHint,omitempty"`
+	Command            string            `json:"command"`
+	Args               []string          `json:"args,omitempty"`
+	APIVersion         string            `json:"apiVersion"`
+	InstallHint        string            `json:"installHint,omitempty"`
+	ProvideClusterInfo bool              `json:"provideClusterInfo,omitempty"`
+	Config             map[string]string `json:"config,omitempty"`
 }
 
 type tlsClientConfig struct {
@@ -88,10 +92,12 @@ func (a ArgoCDCluster) secret() (secret, error) {
 	}
 	cfg, err := json.MarshalIndent(clusterConfig{
 		ExecProviderConfig: execConfig{
-			Command:     r.command,
-			Args:        r.args,
-			APIVersion:  ExecAPIVersion,
-			InstallHint: installHint(r.command, argoCDInstallHint),
+			Command:            r.command,
+			Args:               r.args,
+			APIVersion:         ExecAPIVersion,
+			InstallHint:        installHint(r.command, argoCDInstallHint),
+			ProvideClusterInfo: r.clusterConfig != nil,
+			Config:             r.clusterConfig,
 		},
 		TLSClientConfig: tlsClientConfig{CAData: r.caPEM},
 	}, "", "  ")
@@ -126,7 +132,7 @@ func (a ArgoCDCluster) labels() (map[string]string, error) {
 			return nil, fmt.Errorf("label key %q is invalid (%s); pass --label example.com/clustername=dev", k, errs[0])
 		}
 		if errs := validation.IsValidLabelValue(v); len(errs) > 0 {
-			return nil, fmt.Errorf("label value %q is invalid (%s)", v, errs[0])
+			return nil, fmt.Errorf("label value %q is invalid (%s); pass --label KEY=VALUE with a value of at most 63 letters, digits, '-', '_' or '.'", v, errs[0])
 		}
 		if k == SecretTypeLabel {
 			return nil, fmt.Errorf("label %s is set by brokercred to cluster; leave it out", SecretTypeLabel)

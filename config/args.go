@@ -12,8 +12,9 @@ import (
 
 // ExecArgs renders o back into the token command's flags, as --name=value,
 // in the order plugin.Options declares them. Only flags whose value differs
-// from their default are emitted, so the zero Options (or one holding just
-// the defaults) give no arguments. The token command is brokercred's default
+// from their default are emitted, and a zero value counts as unset (a
+// plugin.Options built in Go leaves defaults zero), so the zero Options, or
+// one holding just the defaults, give no arguments. The token command is brokercred's default
 // command, so the flags are the whole argument list.
 func ExecArgs(o plugin.Options) []string {
 	var args []string
@@ -23,37 +24,49 @@ func ExecArgs(o plugin.Options) []string {
 	return args
 }
 
-// flag is one setting of plugin.Options that differs from its default.
-type flag struct {
+// changedFlag is one setting of plugin.Options that differs from its default.
+type changedFlag struct {
 	name  string // the long flag name, without dashes
 	env   string // the environment variable that sets it; may be empty
 	value reflect.Value
 }
 
 // arg renders the flag for a command line.
-func (f flag) arg() string {
+func (f changedFlag) arg() string {
 	if f.value.Kind() == reflect.Bool && f.value.Bool() {
 		return "--" + f.name
 	}
 	return "--" + f.name + "=" + formatValue(f.value)
 }
 
-// changedFlags lists o's fields whose kong flag differs from its default.
-func changedFlags(o plugin.Options) []flag {
-	v := reflect.ValueOf(o)
+// changedFlags lists o's fields whose kong flag is set and differs from its
+// default, including those of embedded flag groups (the token-exchange
+// settings).
+func changedFlags(o plugin.Options) []changedFlag {
+	return structFlags(reflect.ValueOf(o))
+}
+
+func structFlags(v reflect.Value) []changedFlag {
 	t := v.Type()
-	var flags []flag
+	var flags []changedFlag
 	for i := range t.NumField() {
 		sf := t.Field(i)
+		if !sf.IsExported() || sf.Tag.Get("kong") == "-" {
+			continue
+		}
+		if _, embedded := sf.Tag.Lookup("embed"); embedded && sf.Type.Kind() == reflect.Struct {
+			flags = append(flags, structFlags(v.Field(i))...)
+			continue
+		}
 		name := sf.Tag.Get("name")
-		if !sf.IsExported() || name == "" || sf.Tag.Get("kong") == "-" {
+		if name == "" {
 			continue
 		}
 		def := parseDefault(sf)
-		if reflect.DeepEqual(v.Field(i).Interface(), def.Interface()) {
+		if v.Field(i).IsZero() || reflect.DeepEqual(v.Field(i).Interface(), def.Interface()) {
 			continue
 		}
-		flags = append(flags, flag{name: name, env: sf.Tag.Get("env"), value: v.Field(i)})
+		flags = append(flags, changedFlag{name: name, env: sf.Tag.Get("env"), value: v.Field(i)})
 	}
 	return flags
 }

@@ -1,6 +1,7 @@
-// Package config renders the YAML that wires brokercred into its callers: an
-// Argo CD cluster Secret, a kubeconfig, and values for the argo-cd Helm chart
-// that install the binary next to Argo CD. It only prints; nothing is applied.
+// Package config renders the files that wire brokercred into its callers: an
+// Argo CD cluster Secret, a kubeconfig, values for the argo-cd Helm chart
+// that install the binary next to Argo CD, and a ClusterProfile access
+// provider file. It only prints; nothing is applied.
 //
 // Every output is built from typed Go values and marshalled with
 // sigs.k8s.io/yaml, never from text templates. The exec arguments come from
@@ -29,6 +30,9 @@ const (
 	ExecAPIVersion = "client.authentication.k8s.io/v1"
 	// DefaultImage is the release image the initContainer runs.
 	DefaultImage = "ghcr.io/brokercred/brokercred:latest"
+	// ExecExtension is the kubeconfig cluster extension that client-go hands
+	// an exec plugin as spec.cluster.config when provideClusterInfo is set.
+	ExecExtension = "client.authentication.k8s.io/exec"
 )
 
 // Exec says how a client runs brokercred: the installed binary and the flags
@@ -43,6 +47,10 @@ type Cluster struct {
 	Name         string `name:"name" required:"" placeholder:"NAME" help:"Name of the remote cluster in Argo CD or the kubeconfig; also the broker target when --target is not set."`
 	Server       string `name:"server" required:"" placeholder:"URL" help:"https URL of the remote cluster's API server."`
 	ServerCAFile string `name:"server-ca-file" placeholder:"FILE" help:"PEM CA bundle of the remote API server (default: the client's system roots)."`
+	// ClusterInfo names the target through client-go's cluster info
+	// (provideClusterInfo and the cluster's exec config) instead of
+	// --target. False writes --target into the exec args.
+	ClusterInfo bool `name:"cluster-info" help:"Pass the cluster's name to brokercred as provideClusterInfo with config {clusterName: NAME} instead of --target, so every cluster shares one exec config (Argo CD v3.5.0 or later)."`
 }
 
 // remote is a Cluster checked and read: the exec settings filled in and the
@@ -52,10 +60,13 @@ type remote struct {
 	caPEM        []byte // nil when no CA file was given
 	command      string
 	args         []string
+	// clusterConfig is the exec config that names the cluster, such as
+	// {"clusterName": "dev"}; nil unless Cluster.ClusterInfo is set.
+	clusterConfig map[string]string
 }
 
 // resolve checks c and e and reads the CA file. An empty Target becomes the
-// cluster's name.
+// cluster's name, or, with ClusterInfo, the cluster's exec config.
 func resolve(c Cluster, e Exec) (remote, error) {
 	if c.Name == "" {
 		return remote{}, errors.New("no cluster name; set --name")
@@ -63,17 +74,20 @@ func resolve(c Cluster, e Exec) (remote, error) {
 	if err := checkServer(c.Server); err != nil {
 		return remote{}, err
 	}
-	if err := checkCommand(e.Command); err != nil {
+	if err := checkExec(e); err != nil {
 		return remote{}, err
 	}
+	r := remote{name: c.Name, server: c.Server, command: e.Command}
 	o := e.Options
-	if o.Target == "" {
+	switch {
+	case c.ClusterInfo && o.Target != "":
+		return remote{}, fmt.Errorf("--cluster-info passes the cluster's name as config.%s, so --target %q would be ignored or refused; leave --target out", clusterConfigKey(o), o.Target)
+	case c.ClusterInfo:
+		r.clusterConfig = map[string]string{clusterConfigKey(o): c.Name}
+	case o.Target == "":
 		o.Target = c.Name
 	}
-	if o.BrokerURL == "" {
-		return remote{}, errors.New("no broker URL; set --broker-url to the broker's get-target-token endpoint")
-	}
-	r := remote{name: c.Name, server: c.Server, command: e.Command, args: ExecArgs(o)}
+	r.args = ExecArgs(o)
 	if c.ServerCAFile != "" {
 		ca, err := readCA(c.ServerCAFile)
 		if err != nil {
@@ -95,11 +109,24 @@ func checkServer(server string) error {
 	return nil
 }
 
-func checkCommand(command string) error {
-	if command == "" {
+// checkExec refuses an Exec without a command or a broker URL.
+func checkExec(e Exec) error {
+	if e.Command == "" {
 		return errors.New("no command; set --command to the path of the installed brokercred binary")
 	}
+	if e.BrokerURL == "" {
+		return errors.New("no broker URL; set --broker-url to the broker's get-target-token endpoint")
+	}
 	return nil
+}
+
+// clusterConfigKey is the key of the cluster's exec config that names the
+// target, as brokercred will read it.
+func clusterConfigKey(o plugin.Options) string {
+	if o.ClusterConfigKey == "" {
+		return plugin.DefaultClusterConfigKey
+	}
+	return o.ClusterConfigKey
 }
 
 // readCA reads a PEM bundle and refuses a file without a certificate in it.

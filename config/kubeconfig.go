@@ -1,7 +1,10 @@
 package config
 
 // Kubeconfig is a kubeconfig with one cluster, one user that runs brokercred
-// through an exec entry, and a context that joins them, made current.
+// through an exec entry, and a context that joins them, made current. With
+// ClusterInfo the cluster carries its name in the exec extension and the
+// user, named just brokercred, is the same for every cluster, so kubeconfigs
+// generated for several clusters merge into one user.
 type Kubeconfig struct {
 	Cluster
 	Exec
@@ -33,8 +36,14 @@ type namedCluster struct {
 }
 
 type kubeCluster struct {
-	Server                   string `json:"server"`
-	CertificateAuthorityData []byte `json:"certificate-authority-data,omitempty"`
+	Server                   string           `json:"server"`
+	CertificateAuthorityData []byte           `json:"certificate-authority-data,omitempty"`
+	Extensions               []namedExtension `json:"extensions,omitempty"`
+}
+
+type namedExtension struct {
+	Name      string            `json:"name"`
+	Extension map[string]string `json:"extension"`
 }
 
 type namedUser struct {
@@ -47,11 +56,12 @@ type kubeUser struct {
 }
 
 type kubeExec struct {
-	APIVersion      string   `json:"apiVersion"`
-	Command         string   `json:"command"`
-	Args            []string `json:"args,omitempty"`
-	InstallHint     string   `json:"installHint,omitempty"`
-	InteractiveMode string   `json:"interactiveMode"`
+	APIVersion         string   `json:"apiVersion"`
+	Command            string   `json:"command"`
+	Args               []string `json:"args,omitempty"`
+	InstallHint        string   `json:"installHint,omitempty"`
+	InteractiveMode    string   `json:"interactiveMode"`
+	ProvideClusterInfo bool     `json:"provideClusterInfo,omitempty"`
 }
 
 type namedContext struct {
@@ -73,16 +83,22 @@ func (k Kubeconfig) kubeconfig() (kubeconfig, error) {
 		return kubeconfig{}, err
 	}
 	user := "brokercred-" + r.name
+	cluster := kubeCluster{Server: r.server, CertificateAuthorityData: r.caPEM}
+	if r.clusterConfig != nil {
+		user = "brokercred"
+		cluster.Extensions = []namedExtension{{Name: ExecExtension, Extension: r.clusterConfig}}
+	}
 	return kubeconfig{
 		APIVersion: "v1",
 		Kind:       "Config",
-		Clusters:   []namedCluster{{Name: r.name, Cluster: kubeCluster{Server: r.server, CertificateAuthorityData: r.caPEM}}},
+		Clusters:   []namedCluster{{Name: r.name, Cluster: cluster}},
 		Users: []namedUser{{Name: user, User: kubeUser{Exec: kubeExec{
-			APIVersion:      ExecAPIVersion,
-			Command:         r.command,
-			Args:            r.args,
-			InstallHint:     installHint(r.command, kubeconfigInstallHint),
-			InteractiveMode: "Never",
+			APIVersion:         ExecAPIVersion,
+			Command:            r.command,
+			Args:               r.args,
+			InstallHint:        installHint(r.command, kubeconfigInstallHint),
+			InteractiveMode:    "Never",
+			ProvideClusterInfo: r.clusterConfig != nil,
 		}}}},
 		Contexts:       []namedContext{{Name: r.name, Context: kubeContext{Cluster: r.name, User: user}}},
 		CurrentContext: r.name,

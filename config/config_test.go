@@ -1,0 +1,364 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alecthomas/kong"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/brokercred/brokercred/plugin"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files in testdata/")
+
+const (
+	brokerURL = "https://ou.example.com/api/get-target-token"
+	serverURL = "https://dev-cluster-proxy.example.com"
+	serverCA  = "testdata/server-ca.pem"
+)
+
+// execWith is the default command with broker flags.
+func execWith(o plugin.Options) Exec {
+	return Exec{Command: DefaultCommand, Options: o}
+}
+
+func TestGolden(t *testing.T) {
+	dev := Cluster{Name: "dev-cluster", Server: serverURL, ServerCAFile: serverCA}
+	devInfo := dev
+	devInfo.ClusterInfo = true
+	for _, tc := range []struct {
+		golden string
+		render func() ([]byte, error)
+	}{
+		{"argocd-cluster.yaml", ArgoCDCluster{
+			Cluster: dev, Exec: execWith(plugin.Options{BrokerURL: brokerURL}), Namespace: "argocd",
+			Labels: []string{"example.com/clustername=dev-cluster"},
+		}.YAML},
+		{"argocd-cluster-cluster-info.yaml", ArgoCDCluster{
+			Cluster: devInfo, Exec: execWith(plugin.Options{BrokerURL: brokerURL}), Namespace: "argocd",
+			Labels: []string{"example.com/clustername=dev-cluster"},
+		}.YAML},
+		{"argocd-cluster-cluster-info-key.yaml", ArgoCDCluster{
+			Cluster: devInfo, Exec: execWith(plugin.Options{BrokerURL: brokerURL, ClusterConfigKey: "cluster", AllowedTargets: []string{"dev-*"}}),
+			Namespace: "argocd",
+		}.YAML},
+		{"argocd-cluster-full.yaml", ArgoCDCluster{
+			Cluster:    dev,
+			Exec:       execWith(plugin.Options{BrokerURL: brokerURL, Target: "dev", Timeout: 5 * time.Second, CAFile: "/etc/broker/ca.pem"}),
+			SecretName: "cluster-dev", Namespace: "gitops", Project: "platform",
+			Labels:     []string{"example.com/clustername=dev-cluster", "env=dev"},
+			Namespaces: []string{" apps", "", "monitoring "},
+		}.YAML},
+		{"argocd-cluster-no-ca.yaml", ArgoCDCluster{
+			Cluster: Cluster{Name: "dev-cluster", Server: serverURL}, Exec: execWith(plugin.Options{BrokerURL: brokerURL}), Namespace: "argocd",
+		}.YAML},
+		{"kubeconfig.yaml", Kubeconfig{
+			Cluster: dev,
+			Exec: Exec{Command: "/usr/local/bin/brokercred", Options: plugin.Options{
+				BrokerURL: brokerURL, TokenFile: "/var/run/secrets/tokens/broker", NoCache: true,
+			}},
+		}.YAML},
+		{"kubeconfig-cluster-info.yaml", Kubeconfig{
+			Cluster: devInfo,
+			Exec:    Exec{Command: "/usr/local/bin/brokercred", Options: plugin.Options{BrokerURL: brokerURL}},
+		}.YAML},
+		{"helm-values.yaml", HelmValues{Exec: execWith(plugin.Options{}), Image: DefaultImage}.YAML},
+		{"helm-values-broker.yaml", HelmValues{
+			Exec: Exec{Command: "/tools/brokercred", Options: plugin.Options{
+				BrokerURL: brokerURL, CAFile: "/etc/broker/ca.pem", CacheDir: "/tmp/brokercred", RefreshMargin: 20 * time.Second,
+				AllowedTargets: []string{"dev-*", "prod-east"},
+			}},
+			Image: "registry.example.com/brokercred:v1.0.0",
+		}.YAML},
+		{"clusterprofile-provider.json", ClusterProfileProvider{
+			Exec: execWith(plugin.Options{BrokerURL: brokerURL}), ProviderName: DefaultProviderName,
+		}.JSON},
+		{"clusterprofile-provider-custom.json", ClusterProfileProvider{
+			Exec: Exec{Command: "/usr/local/bin/brokercred", Options: plugin.Options{
+				BrokerURL: brokerURL, TokenFile: "/var/run/secrets/tokens/broker", AllowedTargets: []string{"prod-*"},
+			}},
+			ProviderName: "openunison",
+		}.JSON},
+	} {
+		t.Run(tc.golden, func(t *testing.T) {
+			got, err := tc.render()
+			if err != nil {
+				t.Fatalf("render: %v", err)
+			}
+			checkGolden(t, tc.golden, got)
+		})
+	}
+}
+
+// checkGolden compares got with testdata/name, rewriting it under -update.
+func checkGolden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read golden file (run go test ./config -update to create it): %v", err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("%s (-want +got):\n-%s\n+%s", name, want, got)
+	}
+}
+
+func TestExecArgs(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts plugin.Options
+		want []string
+	}{
+		{name: "zero", opts: plugin.Options{}, want: nil},
+		{name: "defaults", opts: defaults(t), want: nil},
+		{name: "all changed, in declaration order", opts: plugin.Options{
+			BrokerURL: brokerURL, Target: "dev", TokenFile: "/tok", CAFile: "/ca.pem",
+			Timeout: 3 * time.Second, RefreshMargin: 90 * time.Second, DefaultTTL: time.Hour,
+			InsecureHTTP: true, CacheDir: "/cache", NoCache: true,
+			ClusterConfigKey: "name", AllowedTargets: []string{"dev-*", "prod"},
+		}, want: []string{
+			"--broker-url=" + brokerURL, "--target=dev", "--token-file=/tok", "--ca-file=/ca.pem",
+			"--timeout=3s", "--refresh-margin=1m30s", "--default-ttl=1h0m0s",
+			"--insecure-http", "--cache-dir=/cache", "--no-cache",
+			"--cluster-config-key=name", "--allowed-targets=dev-*,prod",
+		}},
+		{name: "token exchange settings", opts: plugin.Options{Protocol: "token-exchange", TokenExchange: plugin.TokenExchange{
+			Audience: "aud", ClientID: "argocd", ClientSecretFile: "/secret", ConnectorID: "kubernetes",
+			Scopes: []string{"openid", "audience:server:client_id:dev"}, SubjectTokenType: "urn:ietf:params:oauth:token-type:jwt",
+		}}, want: []string{
+			"--protocol=token-exchange", "--audience=aud", "--client-id=argocd", "--client-secret-file=/secret",
+			"--connector-id=kubernetes", "--scope=openid,audience:server:client_id:dev",
+			"--subject-token-type=urn:ietf:params:oauth:token-type:jwt",
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := ExecArgs(tc.opts)
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("ExecArgs (-want +got):\n-%q\n+%q", tc.want, got)
+			}
+		})
+	}
+}
+
+// defaults is the Options kong gives when no flag and no env var is set.
+func defaults(t *testing.T) plugin.Options {
+	t.Helper()
+	return parseTokenFlags(t, nil)
+}
+
+// parseTokenFlags parses args as the token command's flags, with every
+// BROKERCRED_* variable unset.
+func parseTokenFlags(t *testing.T, args []string) plugin.Options {
+	t.Helper()
+	for _, kv := range os.Environ() {
+		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "BROKERCRED_") {
+			t.Setenv(name, "") // restores it after the test
+			if err := os.Unsetenv(name); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var cli struct{ plugin.Options }
+	parser, err := kong.New(&cli, kong.Exit(func(int) { t.Fatal("kong exited") }))
+	if err != nil {
+		t.Fatalf("kong.New: %v", err)
+	}
+	if _, err := parser.Parse(args); err != nil {
+		t.Fatalf("parse %q: %v", args, err)
+	}
+	return cli.Options
+}
+
+// TestExecArgsRoundTrip holds ExecArgs to the real flag parser: what it
+// renders parses back into the same Options.
+func TestExecArgsRoundTrip(t *testing.T) {
+	want := defaults(t)
+	want.BrokerURL = brokerURL
+	want.Target = "prod-east"
+	want.CAFile = "/etc/broker/ca.pem"
+	want.Timeout = 2500 * time.Millisecond
+	want.DefaultTTL = 2 * time.Minute
+	want.InsecureHTTP = true
+	want.NoCache = true
+	want.ClusterConfigKey = "cluster"
+	want.AllowedTargets = []string{"dev-*", "prod-east"}
+	want.Protocol = "token-exchange"
+	want.ClientID = "argocd"
+	want.ConnectorID = "kubernetes"
+	want.Scopes = []string{"openid", "profile"}
+
+	got := parseTokenFlags(t, ExecArgs(want))
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("parsed back (-want +got):\n-%+v\n+%+v", want, got)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	dir := t.TempDir()
+	notPEM := writeFile(t, dir, "not-pem.pem", "this is not a certificate\n")
+	keyOnly := writeFile(t, dir, "key.pem", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+	exec := execWith(plugin.Options{BrokerURL: brokerURL})
+	ok := Cluster{Name: "dev", Server: serverURL}
+	argo := func(c Cluster, labels ...string) ArgoCDCluster {
+		return ArgoCDCluster{Cluster: c, Exec: exec, Namespace: "argocd", Labels: labels}
+	}
+	for _, tc := range []struct {
+		name    string
+		render  func() ([]byte, error)
+		wantErr string
+	}{
+		{"no name", argo(Cluster{Server: serverURL}).YAML, "no cluster name; set --name"},
+		{"no name kubeconfig", Kubeconfig{Cluster: Cluster{Server: serverURL}, Exec: exec}.YAML, "no cluster name; set --name"},
+		{"no server", argo(Cluster{Name: "dev"}).YAML, "no API server URL; set --server"},
+		{"http server", Kubeconfig{Cluster: Cluster{Name: "dev", Server: "http://dev:6443"}, Exec: exec}.YAML, `API server URL "http://dev:6443" is not an https URL; set --server like`},
+		{"server without host", argo(Cluster{Name: "dev", Server: "https://"}).YAML, "is not an https URL; set --server"},
+		{"missing CA file", argo(Cluster{Name: "dev", Server: serverURL, ServerCAFile: filepath.Join(dir, "absent.pem")}).YAML, "read API server CA: open " + filepath.Join(dir, "absent.pem") + ": no such file or directory; set --server-ca-file"},
+		{"CA is a directory", Kubeconfig{Cluster: Cluster{Name: "dev", Server: serverURL, ServerCAFile: dir}, Exec: exec}.YAML, "read API server CA: read " + dir + ": is a directory; set --server-ca-file"},
+		{"CA not PEM", argo(Cluster{Name: "dev", Server: serverURL, ServerCAFile: notPEM}).YAML, "API server CA " + notPEM + " holds no PEM certificate; pass the CA in PEM"},
+		{"CA PEM without certificate", Kubeconfig{Cluster: Cluster{Name: "dev", Server: serverURL, ServerCAFile: keyOnly}, Exec: exec}.YAML, "holds no PEM certificate"},
+		{"no broker URL", ArgoCDCluster{Cluster: ok, Exec: execWith(plugin.Options{}), Namespace: "argocd"}.YAML, "no broker URL; set --broker-url"},
+		{"no command", Kubeconfig{Cluster: ok, Exec: Exec{Options: exec.Options}}.YAML, "no command; set --command"},
+		{"label without =", argo(ok, "clustername").YAML, `label "clustername" is not KEY=VALUE; pass --label`},
+		{"label without key", argo(ok, "=dev").YAML, `label "=dev" is not KEY=VALUE; pass --label`},
+		{"label bad key", argo(ok, "bad key=dev").YAML, `label key "bad key" is invalid (`},
+		{"label bad value", argo(ok, "env=not ok").YAML, `label value "not ok" is invalid (`},
+		{"label secret-type", argo(ok, SecretTypeLabel+"=repository").YAML, "label argocd.argoproj.io/secret-type is set by brokercred to cluster; leave it out"},
+		{"bad secret name", argo(Cluster{Name: "Dev_Cluster", Server: serverURL}).YAML, `"Dev_Cluster" is not a valid Secret name (`},
+		{"helm relative command", HelmValues{Exec: Exec{Command: "brokercred"}, Image: DefaultImage}.YAML, `command "brokercred" is not an absolute path ending in /brokercred`},
+		{"helm no image", HelmValues{Exec: execWith(plugin.Options{})}.YAML, "no image; set --image"},
+		{"cluster-info with target", ArgoCDCluster{
+			Cluster: Cluster{Name: "dev", Server: serverURL, ClusterInfo: true}, Exec: execWith(plugin.Options{BrokerURL: brokerURL, Target: "dev"}),
+		}.YAML, `--cluster-info passes the cluster's name as config.clusterName, so --target "dev" would be ignored or refused; leave --target out`},
+		{"cluster-info with target kubeconfig", Kubeconfig{
+			Cluster: Cluster{Name: "dev", Server: serverURL, ClusterInfo: true}, Exec: execWith(plugin.Options{BrokerURL: brokerURL, Target: "prod", ClusterConfigKey: "cluster"}),
+		}.YAML, `--cluster-info passes the cluster's name as config.cluster, so --target "prod"`},
+		{"provider no name", ClusterProfileProvider{Exec: exec}.JSON, "no provider name; set --provider-name"},
+		{"provider no broker URL", ClusterProfileProvider{Exec: execWith(plugin.Options{}), ProviderName: "b"}.JSON, "no broker URL; set --broker-url"},
+		{"provider no command", ClusterProfileProvider{Exec: Exec{Options: exec.Options}, ProviderName: "b"}.JSON, "no command; set --command"},
+		{"provider with target", ClusterProfileProvider{Exec: execWith(plugin.Options{BrokerURL: brokerURL, Target: "east"}), ProviderName: "b"}.JSON,
+			`a provider file serves every ClusterProfile, so --target "east" would send them all to one cluster; leave --target out`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := tc.render()
+			if err == nil {
+				t.Fatalf("render succeeded (%d bytes), want an error containing %q", len(out), tc.wantErr)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tc.wantErr) {
+				t.Errorf("error = %q, want it to contain %q", msg, tc.wantErr)
+			}
+			if strings.Contains(msg, "\n") {
+				t.Errorf("error spans several lines: %q", msg)
+			}
+			if !strings.Contains(msg, "; ") {
+				t.Errorf("error %q names no fix after its cause", msg)
+			}
+			if out != nil {
+				t.Errorf("render returned output with its error")
+			}
+		})
+	}
+}
+
+func TestReadCAWrapsCause(t *testing.T) {
+	_, err := readCA(filepath.Join(t.TempDir(), "absent.pem"))
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("readCA error %v does not wrap os.ErrNotExist", err)
+	}
+}
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestProviderFileParsesAsExecConfig reads the provider file into
+// client-go's own ExecConfig, the type cluster-inventory-api's
+// access.Provider holds, so a misspelt field name fails here.
+func TestProviderFileParsesAsExecConfig(t *testing.T) {
+	out, err := ClusterProfileProvider{Exec: execWith(plugin.Options{BrokerURL: brokerURL}), ProviderName: "ou"}.JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var file struct {
+		Providers []struct {
+			Name       string                   `json:"name"`
+			ExecConfig *clientcmdapi.ExecConfig `json:"execConfig"`
+		} `json:"providers"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(out))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&file); err != nil {
+		t.Fatalf("decode provider file: %v", err)
+	}
+	if len(file.Providers) != 1 || file.Providers[0].ExecConfig == nil {
+		t.Fatalf("provider file holds %d providers, want 1 with an execConfig", len(file.Providers))
+	}
+	p := file.Providers[0]
+	want := clientcmdapi.ExecConfig{
+		Command: DefaultCommand, Args: []string{"--broker-url=" + brokerURL}, APIVersion: ExecAPIVersion,
+		InstallHint:        p.ExecConfig.InstallHint,
+		ProvideClusterInfo: true, InteractiveMode: clientcmdapi.NeverExecInteractiveMode,
+	}
+	if p.Name != "ou" || !reflect.DeepEqual(*p.ExecConfig, want) {
+		t.Errorf("provider %q exec config (-want +got):\n-%+v\n+%+v", p.Name, want, *p.ExecConfig)
+	}
+}
+
+// TestGeneratorsAreKongCommands parses each generator as kong does in
+// main.go, so a clashing or malformed flag tag fails here, and checks the
+// defaults the flags give.
+func TestGeneratorsAreKongCommands(t *testing.T) {
+	parseTokenFlags(t, nil) // clears BROKERCRED_* for this test
+	var cli struct {
+		ArgocdCluster          ArgoCDCluster          `cmd:"" name:"argocd-cluster"`
+		Kubeconfig             Kubeconfig             `cmd:""`
+		HelmValues             HelmValues             `cmd:"" name:"helm-values"`
+		ClusterprofileProvider ClusterProfileProvider `cmd:"" name:"clusterprofile-provider"`
+	}
+	parser, err := kong.New(&cli, kong.Exit(func(int) { t.Fatal("kong exited") }))
+	if err != nil {
+		t.Fatalf("kong.New: %v", err)
+	}
+	for _, tc := range []struct {
+		args  []string
+		check func() bool
+	}{
+		{[]string{"argocd-cluster", "--name=dev", "--server=" + serverURL, "--cluster-info", "--broker-url=" + brokerURL},
+			func() bool { return cli.ArgocdCluster.ClusterInfo && cli.ArgocdCluster.Namespace == "argocd" }},
+		{[]string{"kubeconfig", "--name=dev", "--server=" + serverURL, "--cluster-info", "--broker-url=" + brokerURL},
+			func() bool { return cli.Kubeconfig.ClusterInfo && cli.Kubeconfig.Command == DefaultCommand }},
+		{[]string{"helm-values", "--broker-url=" + brokerURL},
+			func() bool { return cli.HelmValues.Image == DefaultImage }},
+		{[]string{"clusterprofile-provider", "--broker-url=" + brokerURL}, func() bool {
+			p := cli.ClusterprofileProvider
+			return p.ProviderName == DefaultProviderName && p.Command == DefaultCommand && p.BrokerURL == brokerURL
+		}},
+	} {
+		if _, err := parser.Parse(tc.args); err != nil {
+			t.Errorf("parse %q: %v", tc.args, err)
+			continue
+		}
+		if !tc.check() {
+			t.Errorf("parse %q: %+v, want the flags given and the defaults", tc.args, cli)
+		}
+	}
+}

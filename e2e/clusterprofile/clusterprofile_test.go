@@ -1,0 +1,206 @@
+package clusterprofile
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/cluster-inventory-api/apis/v1alpha1"
+	"sigs.k8s.io/cluster-inventory-api/pkg/access"
+	"sigs.k8s.io/yaml"
+
+	"github.com/brokercred/brokercred/broker/brokertest"
+	"github.com/brokercred/brokercred/config"
+	"github.com/brokercred/brokercred/plugin"
+)
+
+// processTimeout bounds go build.
+const processTimeout = 5 * time.Minute
+
+const (
+	podSubject = "system:serviceaccount:fleet:multicluster-controller"
+	apiVersion = "v1.34.0-brokertest" // what the fake API server reports
+)
+
+// fleet is a fake broker, one fake API server per ClusterProfile, the files
+// the controller's pod would have to call the broker, and the binary.
+type fleet struct {
+	bin       string
+	broker    *brokertest.Server
+	apis      map[string]*brokertest.APIServer
+	dir       string
+	tokenFile string
+}
+
+func newFleet(t *testing.T, names ...string) *fleet {
+	t.Helper()
+	f := &fleet{bin: buildBrokercred(t), broker: brokertest.NewServer(brokertest.Options{}), apis: map[string]*brokertest.APIServer{}, dir: t.TempDir()}
+	t.Cleanup(f.broker.Close)
+	for _, name := range names {
+		api := brokertest.NewAPIServer(f.broker, name)
+		t.Cleanup(api.Close)
+		f.apis[name] = api
+	}
+	f.tokenFile = filepath.Join(f.dir, "token")
+	if err := os.WriteFile(f.tokenFile, []byte(brokertest.PodToken(podSubject, time.Now().Add(time.Hour))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// buildBrokercred builds the brokercred binary from the main module, with
+// that module's own go.mod, into a temp dir.
+func buildBrokercred(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "brokercred")
+	ctx, cancel := context.WithTimeout(context.Background(), processTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
+	cmd.Dir = filepath.Join("..", "..")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build brokercred: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// providerFile writes the provider file that `brokercred config
+// clusterprofile-provider` prints for these broker settings.
+func (f *fleet) providerFile(t *testing.T, allowed ...string) string {
+	t.Helper()
+	out, err := config.ClusterProfileProvider{
+		ProviderName: config.DefaultProviderName,
+		Exec: config.Exec{Command: f.bin, Options: plugin.Options{
+			BrokerURL: f.broker.URL, CAFile: f.broker.CAFile(f.dir), TokenFile: f.tokenFile,
+			CacheDir: filepath.Join(f.dir, "cache"), AllowedTargets: allowed,
+		}},
+	}.JSON()
+	if err != nil {
+		t.Fatalf("ClusterProfileProvider.JSON: %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "clusterprofile-provider-file.json")
+	if err := os.WriteFile(path, out, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// profile is the ClusterProfile a cluster manager would publish for the
+// named cluster: brokercred as its access provider, the cluster's name in
+// the client.authentication.k8s.io/exec extension. It is parsed strictly
+// from YAML, so a field the API does not have fails the test.
+func (f *fleet) profile(t *testing.T, name string) *v1alpha1.ClusterProfile {
+	t.Helper()
+	api := f.apis[name]
+	manifest := `apiVersion: multicluster.x-k8s.io/v1alpha1
+kind: ClusterProfile
+metadata:
+  name: ` + name + `
+  namespace: fleet
+spec:
+  clusterManager:
+    name: example-manager
+status:
+  accessProviders:
+  - name: brokercred
+    cluster:
+      server: ` + api.URL + `
+      certificate-authority-data: ` + api.CAData() + `
+      extensions:
+      - name: client.authentication.k8s.io/exec
+        extension:
+          clusterName: ` + name + `
+`
+	var cp v1alpha1.ClusterProfile
+	if err := yaml.UnmarshalStrict([]byte(manifest), &cp); err != nil {
+		t.Fatalf("ClusterProfile %s: %v", name, err)
+	}
+	return &cp
+}
+
+// restConfig reads the provider file with access.NewFromFile and builds
+// the profile's client config with BuildConfigFromCP.
+func restConfig(t *testing.T, providerFile string, cp *v1alpha1.ClusterProfile) *rest.Config {
+	t.Helper()
+	providers, err := access.NewFromFile(providerFile)
+	if err != nil {
+		t.Fatalf("access.NewFromFile: %v", err)
+	}
+	cfg, err := providers.BuildConfigFromCP(cp)
+	if err != nil {
+		t.Fatalf("BuildConfigFromCP(%s): %v", cp.Name, err)
+	}
+	return cfg
+}
+
+func serverVersion(t *testing.T, cfg *rest.Config) (string, error) {
+	t.Helper()
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		t.Fatalf("discovery client: %v", err)
+	}
+	v, err := dc.ServerVersion()
+	if err != nil {
+		return "", err
+	}
+	return v.GitVersion, nil
+}
+
+// askedTargets is the targets the broker was asked for, in order.
+func (f *fleet) askedTargets() string {
+	var targets []string
+	for _, r := range f.broker.Requests() {
+		targets = append(targets, r.Target)
+	}
+	return strings.Join(targets, ",")
+}
+
+// TestClusterProfileProvider reaches two ClusterProfiles through one
+// provider file: each gets a token for the clusterName in its own profile.
+func TestClusterProfileProvider(t *testing.T) {
+	f := newFleet(t, "east", "west")
+	file := f.providerFile(t)
+	for _, name := range []string{"east", "west", "east"} {
+		cfg := restConfig(t, file, f.profile(t, name))
+		if cfg.ExecProvider == nil || !cfg.ExecProvider.ProvideClusterInfo || cfg.ExecProvider.Config == nil {
+			t.Fatalf("%s: exec provider %+v, want provideClusterInfo with the profile's exec extension", name, cfg.ExecProvider)
+		}
+		got, err := serverVersion(t, cfg)
+		if err != nil {
+			t.Fatalf("%s: ServerVersion: %v", name, err)
+		}
+		if got != apiVersion {
+			t.Errorf("%s: server version %q, want %q", name, got, apiVersion)
+		}
+	}
+	if got := f.askedTargets(); got != "east,west" {
+		t.Errorf("broker was asked for %q, want east,west (the second east call from the cache)", got)
+	}
+	for name, api := range f.apis {
+		if api.Accepted() == 0 || api.Rejected() != 0 {
+			t.Errorf("API server %s accepted %d and rejected %d requests, want some and none", name, api.Accepted(), api.Rejected())
+		}
+	}
+}
+
+// TestClusterProfileAllowedTargets pins the provider to east: a profile
+// naming west, which anybody who can write ClusterProfiles could publish,
+// is refused before any broker call.
+func TestClusterProfileAllowedTargets(t *testing.T) {
+	f := newFleet(t, "east", "west")
+	file := f.providerFile(t, "east")
+	if _, err := serverVersion(t, restConfig(t, file, f.profile(t, "west"))); err == nil {
+		t.Fatal("ServerVersion for west succeeded with --allowed-targets=east")
+	}
+	if _, err := serverVersion(t, restConfig(t, file, f.profile(t, "east"))); err != nil {
+		t.Fatalf("east: ServerVersion: %v", err)
+	}
+	if got := f.askedTargets(); got != "east" {
+		t.Errorf("broker was asked for %q, want east only", got)
+	}
+}
