@@ -21,7 +21,7 @@ type ArgoCDCluster struct {
 	Namespace  string   `name:"namespace" default:"argocd" placeholder:"NS" help:"Namespace of the Secret: where Argo CD runs."`
 	Labels     []string `name:"label" sep:"none" placeholder:"KEY=VALUE" help:"Extra label on the Secret, for an ApplicationSet cluster generator's selector (repeatable)."`
 	Project    string   `name:"project" placeholder:"PROJECT" help:"Argo CD project the cluster belongs to (default: none, any project)."`
-	Namespaces []string `name:"namespaces" placeholder:"NS,…" help:"Namespaces Argo CD may manage in the cluster, comma separated (default: all)."`
+	Namespaces []string `name:"namespaces" placeholder:"NS" help:"Namespaces Argo CD may manage in the cluster, comma separated (default: all)."`
 }
 
 // YAML renders the Secret.
