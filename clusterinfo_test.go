@@ -12,6 +12,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/brokercred/brokercred/broker/brokertest"
+	"github.com/brokercred/brokercred/internal/testkit"
 )
 
 // fleet is one broker and one fake API server per named cluster, reached by
@@ -74,7 +75,7 @@ func TestClientGoClusterInfoArgoCD35(t *testing.T) {
 				Config:             &runtime.Unknown{Raw: []byte(`{"clusterName":"` + name + `"}`), ContentType: runtime.ContentTypeJSON},
 			},
 		}
-		if _, err := serverVersion(t, cfg); err != nil {
+		if _, err := testkit.ServerVersion(cfg); err != nil {
 			t.Fatalf("cluster %s: ServerVersion: %v", name, err)
 		}
 	}
@@ -123,11 +124,11 @@ func (f fleet) clusterInfoKubeconfig(args []string) string {
 }
 
 func TestKubectlClusterInfoSharedUser(t *testing.T) {
-	bins := kubectls(t)
+	bins := testkit.Kubectls()
 	if len(bins) == 0 {
 		t.Skip("no kubectl on PATH and no kubectl.1.* beside gcloud: install kubectl to run this test")
 	}
-	for _, name := range sortedKeys(bins) {
+	for _, name := range testkit.SortedNames(bins) {
 		t.Run(name, func(t *testing.T) {
 			f := newFleet(t, "east", "west")
 			dir := t.TempDir()

@@ -8,16 +8,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
 
-	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/brokercred/brokercred/broker/brokertest"
+	"github.com/brokercred/brokercred/internal/testkit"
 )
 
 // apiVersion is what the fake API server reports for GET /version.
@@ -72,19 +71,6 @@ func (r *remote) restConfig(apiVersion string, provideClusterInfo bool, args []s
 	}
 }
 
-func serverVersion(t *testing.T, cfg *rest.Config) (string, error) {
-	t.Helper()
-	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
-	if err != nil {
-		t.Fatalf("discovery client: %v", err)
-	}
-	v, err := dc.ServerVersion()
-	if err != nil {
-		return "", err
-	}
-	return v.GitVersion, nil
-}
-
 func TestClientGoExecAuthenticator(t *testing.T) {
 	for _, tc := range []struct {
 		apiVersion         string
@@ -99,7 +85,7 @@ func TestClientGoExecAuthenticator(t *testing.T) {
 			cfg := r.restConfig(tc.apiVersion, tc.provideClusterInfo, r.pluginArgs(cacheDir))
 
 			for call := 1; call <= 2; call++ {
-				got, err := serverVersion(t, cfg)
+				got, err := testkit.ServerVersion(cfg)
 				if err != nil {
 					t.Fatalf("call %d: ServerVersion: %v", call, err)
 				}
@@ -128,7 +114,7 @@ func TestClientGoExecAuthenticatorRefused(t *testing.T) {
 	r := newRemote(t, brokertest.Options{Allow: []string{"system:serviceaccount:argocd:someone-else"}})
 	cfg := r.restConfig("client.authentication.k8s.io/v1", false, r.pluginArgs(t.TempDir()))
 
-	_, err := serverVersion(t, cfg)
+	_, err := testkit.ServerVersion(cfg)
 	if err == nil {
 		t.Fatal("ServerVersion succeeded with a broker that refuses the subject")
 	}
@@ -143,33 +129,6 @@ func TestClientGoExecAuthenticatorRefused(t *testing.T) {
 	if n := len(r.broker.Requests()); n != 1 {
 		t.Errorf("broker got %d requests, want 1", n)
 	}
-}
-
-// kubectls finds the kubectl on PATH and every kubectl.1.* beside the
-// resolved gcloud (the Google Cloud SDK's bin dir), by name, each once.
-func kubectls(t *testing.T) map[string]string {
-	t.Helper()
-	var paths []string
-	if p, err := exec.LookPath("kubectl"); err == nil {
-		paths = append(paths, p)
-	}
-	if p, err := exec.LookPath("gcloud"); err == nil {
-		if real, err := filepath.EvalSymlinks(p); err == nil {
-			versioned, _ := filepath.Glob(filepath.Join(filepath.Dir(real), "kubectl.1.*"))
-			paths = append(paths, versioned...)
-		}
-	}
-	found := map[string]string{}
-	seen := map[string]bool{}
-	for _, p := range paths {
-		real, err := filepath.EvalSymlinks(p)
-		if err != nil || seen[real] {
-			continue
-		}
-		seen[real] = true
-		found[filepath.Base(p)] = p
-	}
-	return found
 }
 
 // kubeconfig is a kubeconfig for the fake API server whose user runs
@@ -196,11 +155,11 @@ func (r *remote) kubeconfig(args []string) string {
 }
 
 func TestKubectl(t *testing.T) {
-	bins := kubectls(t)
+	bins := testkit.Kubectls()
 	if len(bins) == 0 {
 		t.Skip("no kubectl on PATH and no kubectl.1.* beside gcloud: install kubectl to run this test")
 	}
-	names := sortedKeys(bins)
+	names := testkit.SortedNames(bins)
 	r := newRemote(t, brokertest.Options{})
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
@@ -256,13 +215,4 @@ func runKubectl(t *testing.T, path string, args ...string) (stdout, stderr strin
 func quoteYAML(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/brokercred/brokercred/broker/brokertest"
+	"github.com/brokercred/brokercred/internal/testkit"
 	"github.com/brokercred/brokercred/plugin"
 )
 
@@ -20,32 +21,6 @@ import (
 const processTimeout = 2 * time.Minute
 
 const podSubject = "system:serviceaccount:argocd:argocd-application-controller"
-
-// kubectls finds the kubectl on PATH and every kubectl.1.* beside the
-// resolved gcloud (the Google Cloud SDK's bin dir), each binary once, by name.
-func kubectls() map[string]string {
-	var paths []string
-	if p, err := exec.LookPath("kubectl"); err == nil {
-		paths = append(paths, p)
-	}
-	if p, err := exec.LookPath("gcloud"); err == nil {
-		if real, err := filepath.EvalSymlinks(p); err == nil {
-			versioned, _ := filepath.Glob(filepath.Join(filepath.Dir(real), "kubectl.1.*"))
-			paths = append(paths, versioned...)
-		}
-	}
-	found := map[string]string{}
-	seen := map[string]bool{}
-	for _, p := range paths {
-		real, err := filepath.EvalSymlinks(p)
-		if err != nil || seen[real] {
-			continue
-		}
-		seen[real] = true
-		found[filepath.Base(p)] = p
-	}
-	return found
-}
 
 // buildBinary builds brokercred from the module root into a temp dir.
 func buildBinary(t *testing.T) string {
@@ -138,7 +113,7 @@ func runKubectl(t *testing.T, path string, extraEnv []string, args ...string) (s
 const versionOf = "v1.34.0-brokertest"
 
 func TestKubectlRunsGeneratedKubeconfig(t *testing.T) {
-	bins := kubectls()
+	bins := testkit.Kubectls()
 	if len(bins) == 0 {
 		t.Skip("no kubectl on PATH and no kubectl.1.* beside gcloud: install kubectl to run this test")
 	}

@@ -71,7 +71,7 @@ func verifyES256(t *testing.T, x, y, token string) bool {
 	return len(sig) == 64 && ecdsa.Verify(key, digest[:], new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:]))
 }
 
-// TestReview checks that Options.Review gates both endpoints: a failed
+// TestReview checks that Options.Review gates get-target-token: a failed
 // review or one naming another subject is refused, a matching one served.
 func TestReview(t *testing.T) {
 	const sub = "system:serviceaccount:argocd:argocd-application-controller"

@@ -17,12 +17,12 @@ import (
 	appv1 "github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/yaml"
 
 	"github.com/brokercred/brokercred/broker/brokertest"
+	"github.com/brokercred/brokercred/internal/testkit"
 )
 
 // processTimeout bounds go build and each brokercred run.
@@ -128,19 +128,6 @@ func (f *fleet) askedTargets() string {
 	return strings.Join(targets, ",")
 }
 
-func serverVersion(t *testing.T, cfg *rest.Config) (string, error) {
-	t.Helper()
-	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
-	if err != nil {
-		t.Fatalf("discovery client: %v", err)
-	}
-	v, err := dc.ServerVersion()
-	if err != nil {
-		return "", err
-	}
-	return v.GitVersion, nil
-}
-
 // secretToCluster is Argo CD v3.3's util/db.SecretToCluster for the keys a
 // generated Secret has. util/db itself does not build from the module proxy
 // (its util/kube needs the gitops-engine inside the argo-cd repository), so
@@ -202,7 +189,7 @@ func TestArgoCDClusterSecret(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		got, err := serverVersion(t, cfg)
+		got, err := testkit.ServerVersion(cfg)
 		if err != nil {
 			t.Fatalf("%s: ServerVersion: %v", name, err)
 		}
@@ -234,7 +221,7 @@ func TestArgoCDBefore35IgnoresClusterInfo(t *testing.T) {
 	if cfg.ExecProvider == nil || cfg.ExecProvider.ProvideClusterInfo || cfg.ExecProvider.Config != nil {
 		t.Fatalf("exec provider = %+v, want one without cluster info (this Argo CD predates v3.5.0)", cfg.ExecProvider)
 	}
-	if _, err := serverVersion(t, cfg); err == nil {
+	if _, err := testkit.ServerVersion(cfg); err == nil {
 		t.Fatal("ServerVersion succeeded without a target")
 	}
 	if got := f.askedTargets(); got != "" {
@@ -310,7 +297,7 @@ func TestArgoCD35ClusterInfo(t *testing.T) {
 		t.Errorf("execProviderConfig differs between clusters beyond config:\n%+v\n%+v", shared[0], shared[1])
 	}
 	for _, name := range []string{"east", "west", "east"} {
-		if _, err := serverVersion(t, configs[name]); err != nil {
+		if _, err := testkit.ServerVersion(configs[name]); err != nil {
 			t.Fatalf("%s: ServerVersion: %v", name, err)
 		}
 	}

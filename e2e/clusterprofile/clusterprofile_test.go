@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/cluster-inventory-api/apis/v1alpha1"
 	"sigs.k8s.io/cluster-inventory-api/pkg/access"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/brokercred/brokercred/broker/brokertest"
 	"github.com/brokercred/brokercred/config"
+	"github.com/brokercred/brokercred/internal/testkit"
 	"github.com/brokercred/brokercred/plugin"
 )
 
@@ -138,19 +138,6 @@ func restConfig(t *testing.T, providerFile string, cp *v1alpha1.ClusterProfile) 
 	return cfg
 }
 
-func serverVersion(t *testing.T, cfg *rest.Config) (string, error) {
-	t.Helper()
-	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
-	if err != nil {
-		t.Fatalf("discovery client: %v", err)
-	}
-	v, err := dc.ServerVersion()
-	if err != nil {
-		return "", err
-	}
-	return v.GitVersion, nil
-}
-
 // askedTargets is the targets the broker was asked for, in order.
 func (f *fleet) askedTargets() string {
 	var targets []string
@@ -170,7 +157,7 @@ func TestClusterProfileProvider(t *testing.T) {
 		if cfg.ExecProvider == nil || !cfg.ExecProvider.ProvideClusterInfo || cfg.ExecProvider.Config == nil {
 			t.Fatalf("%s: exec provider %+v, want provideClusterInfo with the profile's exec extension", name, cfg.ExecProvider)
 		}
-		got, err := serverVersion(t, cfg)
+		got, err := testkit.ServerVersion(cfg)
 		if err != nil {
 			t.Fatalf("%s: ServerVersion: %v", name, err)
 		}
@@ -194,10 +181,10 @@ func TestClusterProfileProvider(t *testing.T) {
 func TestClusterProfileAllowedTargets(t *testing.T) {
 	f := newFleet(t, "east", "west")
 	file := f.providerFile(t, "east")
-	if _, err := serverVersion(t, restConfig(t, file, f.profile(t, "west"))); err == nil {
+	if _, err := testkit.ServerVersion(restConfig(t, file, f.profile(t, "west"))); err == nil {
 		t.Fatal("ServerVersion for west succeeded with --allowed-targets=east")
 	}
-	if _, err := serverVersion(t, restConfig(t, file, f.profile(t, "east"))); err != nil {
+	if _, err := testkit.ServerVersion(restConfig(t, file, f.profile(t, "east"))); err != nil {
 		t.Fatalf("east: ServerVersion: %v", err)
 	}
 	if got := f.askedTargets(); got != "east" {

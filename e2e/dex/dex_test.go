@@ -1,6 +1,8 @@
 package dex
 
 import (
+	"github.com/brokercred/brokercred/internal/testkit"
+
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -14,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
@@ -211,19 +212,6 @@ func restConfig(api *apiStub, p *pki, args []string) *rest.Config {
 	}
 }
 
-func serverVersion(t *testing.T, cfg *rest.Config) (string, error) {
-	t.Helper()
-	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
-	if err != nil {
-		t.Fatalf("discovery client: %v", err)
-	}
-	v, err := dc.ServerVersion()
-	if err != nil {
-		return "", err
-	}
-	return v.GitVersion, nil
-}
-
 // dexSubject decodes Dex's sub claim: a base64 protobuf of the upstream
 // user ID (field 1) and the connector ID (field 2).
 func dexSubject(t *testing.T, sub string) (userID, connID string) {
@@ -256,7 +244,7 @@ func TestDexTokenExchange(t *testing.T) {
 		args := r.args(call{cacheDir: t.TempDir(), scopes: []string{"openid", "profile"}, targetScoped: true})
 		before := r.dex.exchange.Load()
 
-		got, err := serverVersion(t, restConfig(api, r.pki, args))
+		got, err := testkit.ServerVersion(restConfig(api, r.pki, args))
 		if err != nil {
 			_, _, why := api.last()
 			t.Fatalf("ServerVersion: %v (API stub's last refusal: %v)", err, why)

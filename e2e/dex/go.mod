@@ -2,11 +2,12 @@ module github.com/brokercred/brokercred/e2e/dex
 
 go 1.26.8
 
-// Unused until a test imports brokercred's packages: the binary is built from
-// ../.. with the main module's own go.mod.
+// The tests share internal/testkit with the main module; the binary itself
+// is built from ../.. with the main module's own go.mod.
 replace github.com/brokercred/brokercred => ../..
 
 require (
+	github.com/brokercred/brokercred v0.0.0-00010101000000-000000000000
 	github.com/go-jose/go-jose/v4 v4.1.3
 	k8s.io/client-go v0.37.2
 )

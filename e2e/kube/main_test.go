@@ -1,0 +1,87 @@
+package kube
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The programs the suite runs, found or built once by TestMain.
+var (
+	brokercred    string // built from the main module
+	kubeAPIServer string // KUBE_APISERVER, or built by build.sh
+	etcd          string // ETCD, or etcd on PATH
+	// missing says why the suite cannot run here; tests skip with it.
+	missing string
+)
+
+// buildTimeout bounds go build of brokercred and build.sh (which is
+// instant once kube-apiserver is built; run it first on a cold machine).
+const buildTimeout = 30 * time.Minute
+
+func TestMain(m *testing.M) {
+	os.Exit(setupAndRun(m))
+}
+
+func setupAndRun(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "brokercred-e2e-kube-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	brokercred = filepath.Join(dir, "brokercred")
+	if err := run(filepath.Join("..", ".."), "go", "build", "-o", brokercred, "."); err != nil {
+		fmt.Fprintf(os.Stderr, "go build brokercred: %v\n", err)
+		return 1
+	}
+	if etcd = os.Getenv("ETCD"); etcd == "" {
+		if etcd, err = exec.LookPath("etcd"); err != nil {
+			missing = "no etcd on PATH (apt-get install etcd-server, or set ETCD)"
+		}
+	}
+	if kubeAPIServer = os.Getenv("KUBE_APISERVER"); kubeAPIServer == "" && missing == "" {
+		if kubeAPIServer, err = buildKubeAPIServer(); err != nil {
+			fmt.Fprintf(os.Stderr, "build kube-apiserver: %v\n", err)
+			return 1
+		}
+	}
+	return m.Run()
+}
+
+// buildKubeAPIServer runs build.sh and returns the path it prints last.
+func buildKubeAPIServer() (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "./build.sh")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", err
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	return lines[len(lines)-1], nil
+}
+
+// run runs a command in dir (relative to this package) with its output on
+// stderr.
+func run(dir string, argv ...string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, os.Stderr, os.Stderr
+	return cmd.Run()
+}
+
+// needComponents skips the test when etcd or kube-apiserver is not there.
+func needComponents(t *testing.T) {
+	t.Helper()
+	if missing != "" {
+		t.Skip(missing)
+	}
+}

@@ -1,0 +1,147 @@
+package kube
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// startTimeout bounds how long etcd and kube-apiserver take to get ready.
+const startTimeout = 3 * time.Minute
+
+// process is a server the test started in its own process group, with its
+// output in a log file.
+type process struct {
+	name   string
+	cmd    *exec.Cmd
+	log    string
+	exited chan struct{} // closed when the process has exited
+}
+
+// start runs argv in a new process group and stops the whole group when the
+// test ends, printing the tail of its log if the test failed.
+func start(t *testing.T, name string, argv ...string) *process {
+	t.Helper()
+	p := &process{name: name, log: filepath.Join(t.TempDir(), name+".log"), exited: make(chan struct{})}
+	logFile, err := os.Create(p.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.cmd = exec.Command(argv[0], argv[1:]...)
+	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() {
+		_ = p.cmd.Wait()
+		logFile.Close()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("last lines of the %s log:\n%s", name, tail(p.log, 40))
+		}
+		p.stop()
+	})
+	return p
+}
+
+// stop sends SIGTERM to the process group, then SIGKILL if it lingers.
+func (p *process) stop() {
+	pgid := -p.cmd.Process.Pid
+	_ = syscall.Kill(pgid, syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(15 * time.Second):
+		_ = syscall.Kill(pgid, syscall.SIGKILL)
+		<-p.exited
+	}
+}
+
+// waitReady polls ready until it returns nil, failing the test if the
+// process exits or startTimeout passes first.
+func (p *process) waitReady(t *testing.T, ready func(context.Context) error) {
+	t.Helper()
+	deadline := time.Now().Add(startTimeout)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := ready(ctx)
+		cancel()
+		if err == nil {
+			return
+		}
+		select {
+		case <-p.exited:
+			t.Fatalf("%s exited before it was ready (%v); its log:\n%s", p.name, p.cmd.ProcessState, tail(p.log, 40))
+		case <-time.After(250 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not ready after %s: %v", p.name, startTimeout, err)
+		}
+	}
+}
+
+// tail returns the last n lines of the file at path.
+func tail(path string, n int) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := bytes.Split(bytes.TrimRight(data, "\n"), []byte("\n"))
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return string(bytes.Join(lines, []byte("\n")))
+}
+
+// freePort returns a loopback TCP port nobody listens on right now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startEtcd runs a single-member etcd on loopback and returns its client URL.
+func startEtcd(t *testing.T) string {
+	t.Helper()
+	client := "http://127.0.0.1:" + strconv.Itoa(freePort(t))
+	peer := "http://127.0.0.1:" + strconv.Itoa(freePort(t))
+	p := start(t, "etcd", etcd,
+		"--name=e2e", "--data-dir="+filepath.Join(t.TempDir(), "etcd"),
+		"--listen-client-urls="+client, "--advertise-client-urls="+client,
+		"--listen-peer-urls="+peer, "--initial-advertise-peer-urls="+peer,
+		"--initial-cluster=e2e="+peer, "--logger=zap", "--log-level=warn")
+	p.waitReady(t, func(ctx context.Context) error { return httpOK(ctx, http.DefaultClient, client+"/health") })
+	return client
+}
+
+// httpOK GETs url and returns an error unless the answer is 200.
+func httpOK(ctx context.Context, client *http.Client, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return nil
+}
