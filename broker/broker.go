@@ -183,12 +183,7 @@ func (c *Client) Fetch(ctx context.Context, target, subjectToken string) (Token,
 	if err != nil {
 		return Token{}, err
 	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return Token{}, c.transportError(ctx, err)
-	}
-	defer resp.Body.Close()
-	body, err := c.readAnswer(ctx, resp.Body)
+	resp, body, err := c.roundTrip(ctx, req)
 	if err != nil {
 		return Token{}, err
 	}
@@ -196,6 +191,20 @@ func (c *Client) Fetch(ctx context.Context, target, subjectToken string) (Token,
 		return Token{}, statusError(resp, c.url.Host, target, subjectToken)
 	}
 	return parseAnswer(body, resp.Header.Get("Content-Type"), c.url.Host)
+}
+
+// roundTrip sends req, with retries, and reads the whole capped answer.
+func (c *Client) roundTrip(ctx context.Context, req *retryablehttp.Request) (*http.Response, []byte, error) {
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, nil, c.transportError(ctx, err)
+	}
+	defer resp.Body.Close()
+	body, err := c.readAnswer(ctx, resp.Body)
+	if err != nil {
+		return nil, nil, err
+	}
+	return resp, body, nil
 }
 
 func (c *Client) newGetRequest(ctx context.Context, target, subjectToken string) (*retryablehttp.Request, error) {

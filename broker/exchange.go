@@ -108,12 +108,7 @@ func (c *Client) exchange(ctx context.Context, target, subjectToken string) (Tok
 		req.SetBasicAuth(url.QueryEscape(c.cfg.Exchange.ClientID), url.QueryEscape(secret))
 	}
 	start := time.Now()
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return Token{}, c.transportError(ctx, err)
-	}
-	defer resp.Body.Close()
-	body, err := c.readAnswer(ctx, resp.Body)
+	resp, body, err := c.roundTrip(ctx, req)
 	if err != nil {
 		return Token{}, err
 	}
