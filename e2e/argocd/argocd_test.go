@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
@@ -21,11 +20,10 @@ import (
 	"k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/yaml"
 
-	"github.com/brokercred/brokercred/broker/brokertest"
 	"github.com/brokercred/brokercred/internal/testkit"
 )
 
-// processTimeout bounds go build and each brokercred run.
+// processTimeout bounds each brokercred run.
 const processTimeout = 5 * time.Minute
 
 const (
@@ -33,47 +31,18 @@ const (
 	apiVersion = "v1.34.0-brokertest" // what the fake API server reports
 )
 
-// fleet is a fake broker, one fake API server per cluster name, the files a
-// pod would have to call the broker, and the brokercred binary.
+// fleet is testkit's fleet of fake clusters, plus the cache dir a pod
+// would mount.
 type fleet struct {
-	bin       string
-	broker    *brokertest.Server
-	apis      map[string]*brokertest.APIServer
-	dir       string
-	tokenFile string
-	cacheDir  string
+	*testkit.Fleet
+	cacheDir string
 }
 
 func newFleet(t *testing.T, names ...string) *fleet {
 	t.Helper()
-	f := &fleet{bin: buildBrokercred(t), broker: brokertest.NewServer(brokertest.Options{}), apis: map[string]*brokertest.APIServer{}, dir: t.TempDir()}
-	t.Cleanup(f.broker.Close)
-	for _, name := range names {
-		api := brokertest.NewAPIServer(f.broker, name)
-		t.Cleanup(api.Close)
-		f.apis[name] = api
-	}
-	f.tokenFile = filepath.Join(f.dir, "token")
-	if err := os.WriteFile(f.tokenFile, []byte(brokertest.PodToken(podSubject, time.Now().Add(time.Hour))), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	f.cacheDir = filepath.Join(f.dir, "cache")
+	f := &fleet{Fleet: testkit.NewFleet(t, filepath.Join("..", ".."), podSubject, names...)}
+	f.cacheDir = filepath.Join(f.Dir, "cache")
 	return f
-}
-
-// buildBrokercred builds the brokercred binary from the main module, with
-// that module's own go.mod, into a temp dir.
-func buildBrokercred(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "brokercred")
-	ctx, cancel := context.WithTimeout(context.Background(), processTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
-	cmd.Dir = filepath.Join("..", "..")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build brokercred: %v\n%s", err, out)
-	}
-	return bin
 }
 
 // clusterSecret runs `brokercred config argocd-cluster` for the named
@@ -82,17 +51,17 @@ func (f *fleet) clusterSecret(t *testing.T, name string, extra ...string) []byte
 	t.Helper()
 	args := append([]string{"config", "argocd-cluster",
 		"--name", name,
-		"--server", f.apis[name].URL,
-		"--server-ca-file", f.apis[name].CAFile(t.TempDir()),
-		"--command", f.bin,
-		"--broker-url", f.broker.URL,
-		"--ca-file", f.broker.CAFile(f.dir),
-		"--token-file", f.tokenFile,
+		"--server", f.APIs[name].URL,
+		"--server-ca-file", f.APIs[name].CAFile(t.TempDir()),
+		"--command", f.Bin,
+		"--broker-url", f.Broker.URL,
+		"--ca-file", f.Broker.CAFile(f.Dir),
+		"--token-file", f.TokenFile,
 		"--cache-dir", f.cacheDir,
 	}, extra...)
 	ctx, cancel := context.WithTimeout(context.Background(), processTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, f.bin, args...)
+	cmd := exec.CommandContext(ctx, f.Bin, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -117,15 +86,6 @@ func storedSecret(t *testing.T, manifest []byte) *corev1.Secret {
 	}
 	s.StringData = nil
 	return &s
-}
-
-// askedTargets is the targets the broker was asked for, in order.
-func (f *fleet) askedTargets() string {
-	var targets []string
-	for _, r := range f.broker.Requests() {
-		targets = append(targets, r.Target)
-	}
-	return strings.Join(targets, ",")
 }
 
 // secretToCluster is Argo CD v3.3's util/db.SecretToCluster for the keys a
@@ -172,13 +132,13 @@ func TestArgoCDClusterSecret(t *testing.T) {
 	if err != nil {
 		t.Fatalf("secretToCluster: %v", err)
 	}
-	if cluster.Name != "dev-cluster" || cluster.Server != f.apis["dev-cluster"].URL || cluster.Project != "platform" ||
+	if cluster.Name != "dev-cluster" || cluster.Server != f.APIs["dev-cluster"].URL || cluster.Project != "platform" ||
 		cluster.Labels["example.com/clustername"] != "dev-cluster" {
 		t.Errorf("cluster = name %q server %q project %q labels %v, want dev-cluster at the API stub in project platform with the clustername label",
 			cluster.Name, cluster.Server, cluster.Project, cluster.Labels)
 	}
 	epc := cluster.Config.ExecProviderConfig
-	if epc == nil || epc.Command != f.bin || epc.APIVersion != "client.authentication.k8s.io/v1" {
+	if epc == nil || epc.Command != f.Bin || epc.APIVersion != "client.authentication.k8s.io/v1" {
 		t.Fatalf("execProviderConfig = %+v, want the brokercred binary with apiVersion client.authentication.k8s.io/v1", epc)
 	}
 	for name, build := range map[string]func() (*rest.Config, error){
@@ -197,10 +157,10 @@ func TestArgoCDClusterSecret(t *testing.T) {
 			t.Errorf("%s: server version %q, want %q", name, got, apiVersion)
 		}
 	}
-	if got := f.askedTargets(); got != "dev-cluster" {
+	if got := f.AskedTargets(); got != "dev-cluster" {
 		t.Errorf("broker was asked for %q, want dev-cluster once (the second config's call from the cache)", got)
 	}
-	if api := f.apis["dev-cluster"]; api.Rejected() != 0 {
+	if api := f.APIs["dev-cluster"]; api.Rejected() != 0 {
 		t.Errorf("API server rejected %d requests, want 0", api.Rejected())
 	}
 }
@@ -224,7 +184,7 @@ func TestArgoCDBefore35IgnoresClusterInfo(t *testing.T) {
 	if _, err := testkit.ServerVersion(cfg); err == nil {
 		t.Fatal("ServerVersion succeeded without a target")
 	}
-	if got := f.askedTargets(); got != "" {
+	if got := f.AskedTargets(); got != "" {
 		t.Errorf("broker was asked for %q, want no request", got)
 	}
 }
@@ -301,10 +261,10 @@ func TestArgoCD35ClusterInfo(t *testing.T) {
 			t.Fatalf("%s: ServerVersion: %v", name, err)
 		}
 	}
-	if got := f.askedTargets(); got != "east,west" {
+	if got := f.AskedTargets(); got != "east,west" {
 		t.Errorf("broker was asked for %q, want east,west (the second east call from the cache)", got)
 	}
-	for name, api := range f.apis {
+	for name, api := range f.APIs {
 		if api.Accepted() == 0 || api.Rejected() != 0 {
 			t.Errorf("API server %s accepted %d and rejected %d requests, want some and none", name, api.Accepted(), api.Rejected())
 		}

@@ -1,11 +1,8 @@
 package clusterprofile
 
 import (
-	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -14,59 +11,23 @@ import (
 	"sigs.k8s.io/cluster-inventory-api/pkg/access"
 	"sigs.k8s.io/yaml"
 
-	"github.com/brokercred/brokercred/broker/brokertest"
 	"github.com/brokercred/brokercred/config"
 	"github.com/brokercred/brokercred/internal/testkit"
 	"github.com/brokercred/brokercred/plugin"
 )
 
-// processTimeout bounds go build.
-const processTimeout = 5 * time.Minute
 
 const (
 	podSubject = "system:serviceaccount:fleet:multicluster-controller"
 	apiVersion = "v1.34.0-brokertest" // what the fake API server reports
 )
 
-// fleet is a fake broker, one fake API server per ClusterProfile, the files
-// the controller's pod would have to call the broker, and the binary.
-type fleet struct {
-	bin       string
-	broker    *brokertest.Server
-	apis      map[string]*brokertest.APIServer
-	dir       string
-	tokenFile string
-}
+// fleet is testkit's fleet of fake clusters, one per ClusterProfile.
+type fleet struct{ *testkit.Fleet }
 
 func newFleet(t *testing.T, names ...string) *fleet {
 	t.Helper()
-	f := &fleet{bin: buildBrokercred(t), broker: brokertest.NewServer(brokertest.Options{}), apis: map[string]*brokertest.APIServer{}, dir: t.TempDir()}
-	t.Cleanup(f.broker.Close)
-	for _, name := range names {
-		api := brokertest.NewAPIServer(f.broker, name)
-		t.Cleanup(api.Close)
-		f.apis[name] = api
-	}
-	f.tokenFile = filepath.Join(f.dir, "token")
-	if err := os.WriteFile(f.tokenFile, []byte(brokertest.PodToken(podSubject, time.Now().Add(time.Hour))), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return f
-}
-
-// buildBrokercred builds the brokercred binary from the main module, with
-// that module's own go.mod, into a temp dir.
-func buildBrokercred(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "brokercred")
-	ctx, cancel := context.WithTimeout(context.Background(), processTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
-	cmd.Dir = filepath.Join("..", "..")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build brokercred: %v\n%s", err, out)
-	}
-	return bin
+	return &fleet{testkit.NewFleet(t, filepath.Join("..", ".."), podSubject, names...)}
 }
 
 // providerFile writes the provider file that `brokercred config
@@ -75,9 +36,9 @@ func (f *fleet) providerFile(t *testing.T, allowed ...string) string {
 	t.Helper()
 	out, err := config.ClusterProfileProvider{
 		ProviderName: config.DefaultProviderName,
-		Exec: config.Exec{Command: f.bin, Options: plugin.Options{
-			BrokerURL: f.broker.URL, CAFile: f.broker.CAFile(f.dir), TokenFile: f.tokenFile,
-			CacheDir: filepath.Join(f.dir, "cache"), AllowedTargets: allowed,
+		Exec: config.Exec{Command: f.Bin, Options: plugin.Options{
+			BrokerURL: f.Broker.URL, CAFile: f.Broker.CAFile(f.Dir), TokenFile: f.TokenFile,
+			CacheDir: filepath.Join(f.Dir, "cache"), AllowedTargets: allowed,
 		}},
 	}.JSON()
 	if err != nil {
@@ -96,7 +57,7 @@ func (f *fleet) providerFile(t *testing.T, allowed ...string) string {
 // from YAML, so a field the API does not have fails the test.
 func (f *fleet) profile(t *testing.T, name string) *v1alpha1.ClusterProfile {
 	t.Helper()
-	api := f.apis[name]
+	api := f.APIs[name]
 	manifest := `apiVersion: multicluster.x-k8s.io/v1alpha1
 kind: ClusterProfile
 metadata:
@@ -138,15 +99,6 @@ func restConfig(t *testing.T, providerFile string, cp *v1alpha1.ClusterProfile) 
 	return cfg
 }
 
-// askedTargets is the targets the broker was asked for, in order.
-func (f *fleet) askedTargets() string {
-	var targets []string
-	for _, r := range f.broker.Requests() {
-		targets = append(targets, r.Target)
-	}
-	return strings.Join(targets, ",")
-}
-
 // TestClusterProfileProvider reaches two ClusterProfiles through one
 // provider file: each gets a token for the clusterName in its own profile.
 func TestClusterProfileProvider(t *testing.T) {
@@ -165,10 +117,10 @@ func TestClusterProfileProvider(t *testing.T) {
 			t.Errorf("%s: server version %q, want %q", name, got, apiVersion)
 		}
 	}
-	if got := f.askedTargets(); got != "east,west" {
+	if got := f.AskedTargets(); got != "east,west" {
 		t.Errorf("broker was asked for %q, want east,west (the second east call from the cache)", got)
 	}
-	for name, api := range f.apis {
+	for name, api := range f.APIs {
 		if api.Accepted() == 0 || api.Rejected() != 0 {
 			t.Errorf("API server %s accepted %d and rejected %d requests, want some and none", name, api.Accepted(), api.Rejected())
 		}
@@ -187,7 +139,7 @@ func TestClusterProfileAllowedTargets(t *testing.T) {
 	if _, err := testkit.ServerVersion(restConfig(t, file, f.profile(t, "east"))); err != nil {
 		t.Fatalf("east: ServerVersion: %v", err)
 	}
-	if got := f.askedTargets(); got != "east" {
+	if got := f.AskedTargets(); got != "east" {
 		t.Errorf("broker was asked for %q, want east only", got)
 	}
 }
