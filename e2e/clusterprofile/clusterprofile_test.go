@@ -4,7 +4,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/cluster-inventory-api/apis/v1alpha1"
@@ -15,7 +14,6 @@ import (
 	"github.com/brokercred/brokercred/internal/testkit"
 	"github.com/brokercred/brokercred/plugin"
 )
-
 
 const (
 	podSubject = "system:serviceaccount:fleet:multicluster-controller"
