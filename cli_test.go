@@ -58,18 +58,29 @@ type result struct {
 // runBinary runs brokercred with args and exactly the environment env.
 func runBinary(t *testing.T, env []string, args ...string) result {
 	t.Helper()
+	r, err := execute(env, append([]string{binary}, args...))
+	if err != nil {
+		t.Fatalf("run brokercred: %v", err)
+	}
+	return r
+}
+
+// execute runs argv[0] with the rest as arguments and exactly env, within
+// processTimeout. An exit status is a result; only failing to run at all is
+// an error.
+func execute(env, argv []string) (result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), processTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = env
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	var exitErr *exec.ExitError
 	if err != nil && !errors.As(err, &exitErr) {
-		t.Fatalf("run brokercred: %v", err)
+		return result{}, err
 	}
-	return result{code: cmd.ProcessState.ExitCode(), stdout: stdout.String(), stderr: stderr.String()}
+	return result{code: cmd.ProcessState.ExitCode(), stdout: stdout.String(), stderr: stderr.String()}, nil
 }
 
 // runConcurrently starts n brokercred processes at once and returns their results.
@@ -82,19 +93,7 @@ func runConcurrently(t *testing.T, n int, env []string, args ...string) []result
 	for i := range n {
 		wg.Go(func() {
 			<-start
-			ctx, cancel := context.WithTimeout(context.Background(), processTimeout)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, binary, args...)
-			cmd.Env = env
-			var stdout, stderr bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			err := cmd.Run()
-			var exitErr *exec.ExitError
-			if err != nil && !errors.As(err, &exitErr) {
-				errs[i] = err
-				return
-			}
-			results[i] = result{code: cmd.ProcessState.ExitCode(), stdout: stdout.String(), stderr: stderr.String()}
+			results[i], errs[i] = execute(env, append([]string{binary}, args...))
 		})
 	}
 	close(start)

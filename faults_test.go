@@ -3,8 +3,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -64,18 +62,11 @@ func (f *faultFixture) run(t *testing.T, extra ...string) result {
 // runArgv runs argv[0] with the rest as arguments and exactly env.
 func runArgv(t *testing.T, env, argv []string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), processTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = env
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var exitErr *exec.ExitError
-	if err != nil && !errors.As(err, &exitErr) {
+	r, err := execute(env, argv)
+	if err != nil {
 		t.Fatalf("run %s: %v", filepath.Base(argv[0]), err)
 	}
-	return result{code: cmd.ProcessState.ExitCode(), stdout: stdout.String(), stderr: stderr.String()}
+	return r
 }
 
 // newFaultFixture starts a broker with opts and writes a sentinel pod token

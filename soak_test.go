@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -136,21 +133,15 @@ func TestSoak(t *testing.T) {
 // once against the target's API stub.
 func soakOnce(stats *soakStats, env, args []string, b *brokertest.Server, api *brokertest.APIServer, target string, client *http.Client) {
 	stats.invocations.Add(1)
-	ctx, cancel := context.WithTimeout(context.Background(), processTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, args...)
-	cmd.Env = env
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
+	r, err := execute(env, append([]string{binary}, args...))
 	arrived := time.Now()
-	if err != nil {
-		stats.fail("%s: %v: %s", target, err, strings.TrimSpace(stderr.String()))
+	if err != nil || r.code != 0 {
+		stats.fail("%s: exit %d %v: %s", target, r.code, err, strings.TrimSpace(r.stderr))
 		return
 	}
 	var cred credential
-	if err := json.Unmarshal(stdout.Bytes(), &cred); err != nil || cred.Status.Token == "" {
-		stats.fail("%s: stdout is not an ExecCredential (%d bytes)", target, stdout.Len())
+	if err := json.Unmarshal([]byte(r.stdout), &cred); err != nil || cred.Status.Token == "" {
+		stats.fail("%s: stdout is not an ExecCredential (%d bytes)", target, len(r.stdout))
 		return
 	}
 	tok := cred.Status.Token
