@@ -114,6 +114,9 @@ func (c *Client) exchange(ctx context.Context, target, subjectToken string) (Tok
 	}
 	if resp.StatusCode/100 != 2 {
 		if oerr, ok := parseOAuthError(body); ok {
+			if echoes(oerr.Description, subjectToken) {
+				oerr.Description = "" // a broker that quotes the pod token back must not make us print it
+			}
 			return Token{}, oerr.explain(c.url.Host, c.cfg.Exchange, target)
 		}
 		return Token{}, statusError(resp, c.url.Host, target, subjectToken)
@@ -165,6 +168,16 @@ func parseOAuthError(body []byte) (oauthError, bool) {
 // to check.
 func (e oauthError) explain(host string, x Exchange, target string) error {
 	return fmt.Errorf("broker %s refused the token exchange: %s; %s", host, e.quoted(), e.hint(x, target))
+}
+
+// echoes reports whether text holds any 8-character piece of token.
+func echoes(text, token string) bool {
+	for i := 0; i+8 <= len(token); i++ {
+		if strings.Contains(text, token[i:i+8]) {
+			return true
+		}
+	}
+	return false
 }
 
 func (e oauthError) quoted() string {

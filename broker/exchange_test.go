@@ -136,6 +136,8 @@ func TestExchangeErrors(t *testing.T) {
 			wantErr: `invalid_target ("no such client"); the broker will not issue a token for audience "dev"`},
 		{name: "unknown oauth error", canned: &brokertest.Response{Status: 400, Body: `{"error":"server_error"}`},
 			wantErr: "refused the token exchange: server_error; check --broker-url, --connector-id"},
+		{name: "description echoing the pod token is dropped", canned: &brokertest.Response{Status: 400, Body: `{"error":"invalid_grant","error_description":"bad token POD"}`},
+			wantErr: "refused the token exchange: invalid_grant; the broker did not accept the pod token"},
 		{name: "not json", canned: &brokertest.Response{Status: 200, Body: "<html>login</html>"},
 			wantErr: "answered the token exchange with malformed JSON"},
 		{name: "no access_token", canned: &brokertest.Response{Status: 200, Body: `{"token_type":"Bearer"}`},
@@ -152,6 +154,7 @@ func TestExchangeErrors(t *testing.T) {
 			}
 			f := newExchange(t, tc.opts, tc.x)
 			if tc.canned != nil {
+				tc.canned.Body = strings.Replace(tc.canned.Body, "POD", f.pod, 1)
 				f.broker.Queue(*tc.canned)
 			}
 			_, err := f.fetch(t, "dev")
