@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/brokercred/brokercred/broker/brokertest"
+	"github.com/brokercred/brokercred/internal/broker/brokertest"
 )
 
 // binary is the brokercred executable built once by TestMain; every test in

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/brokercred/brokercred/broker/brokertest"
+	"github.com/brokercred/brokercred/internal/broker/brokertest"
 )
 
 func TestDoctorCommand(t *testing.T) {

@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/brokercred/brokercred/broker"
-	"github.com/brokercred/brokercred/broker/brokertest"
+	"github.com/brokercred/brokercred/internal/broker"
+	"github.com/brokercred/brokercred/internal/broker/brokertest"
 )
 
 // faultCase is one thing that goes wrong around a `brokercred token` call:

@@ -17,10 +17,10 @@ import (
 
 	"github.com/alecthomas/kong"
 
-	"github.com/brokercred/brokercred/cache"
-	"github.com/brokercred/brokercred/config"
-	"github.com/brokercred/brokercred/install"
-	"github.com/brokercred/brokercred/plugin"
+	"github.com/brokercred/brokercred/internal/cache"
+	"github.com/brokercred/brokercred/internal/config"
+	"github.com/brokercred/brokercred/internal/install"
+	"github.com/brokercred/brokercred/internal/plugin"
 )
 
 // version and commit are set at release time with

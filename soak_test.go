@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/brokercred/brokercred/broker"
-	"github.com/brokercred/brokercred/broker/brokertest"
+	"github.com/brokercred/brokercred/internal/broker"
+	"github.com/brokercred/brokercred/internal/broker/brokertest"
 )
 
 // Soak settings: issue 8 asks for 8 loops over several targets while the

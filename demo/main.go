@@ -19,7 +19,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 
-	"github.com/brokercred/brokercred/broker/brokertest"
+	"github.com/brokercred/brokercred/internal/broker/brokertest"
 )
 
 const subject = "system:serviceaccount:argocd:argocd-application-controller"

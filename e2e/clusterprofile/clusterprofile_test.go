@@ -10,9 +10,9 @@ import (
 	"sigs.k8s.io/cluster-inventory-api/pkg/access"
 	"sigs.k8s.io/yaml"
 
-	"github.com/brokercred/brokercred/config"
+	"github.com/brokercred/brokercred/internal/config"
 	"github.com/brokercred/brokercred/internal/testkit"
-	"github.com/brokercred/brokercred/plugin"
+	"github.com/brokercred/brokercred/internal/plugin"
 )
 
 const (

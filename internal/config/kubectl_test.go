@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/brokercred/brokercred/broker/brokertest"
+	"github.com/brokercred/brokercred/internal/broker/brokertest"
 	"github.com/brokercred/brokercred/internal/testkit"
-	"github.com/brokercred/brokercred/plugin"
+	"github.com/brokercred/brokercred/internal/plugin"
 )
 
 // processTimeout bounds one go build or kubectl process, so a hang fails
@@ -25,14 +25,7 @@ const podSubject = "system:serviceaccount:argocd:argocd-application-controller"
 // buildBinary builds brokercred from the module root into a temp dir.
 func buildBinary(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "brokercred")
-	ctx, cancel := context.WithTimeout(context.Background(), processTimeout)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "..").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build brokercred: %v\n%s", err, out)
-	}
-	return bin
+	return testkit.BuildBrokercred(t, "../..")
 }
 
 // fleet is one fake broker and a fake API server per cluster name, plus

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/brokercred/brokercred/plugin"
+	"github.com/brokercred/brokercred/internal/plugin"
 )
 
 // ExecArgs renders o back into the token command's flags, as --name=value,

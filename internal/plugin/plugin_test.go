@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/brokercred/brokercred/broker/brokertest"
+	"github.com/brokercred/brokercred/internal/broker/brokertest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata/")

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/brokercred/brokercred/broker"
-	"github.com/brokercred/brokercred/broker/brokertest"
+	"github.com/brokercred/brokercred/internal/broker"
+	"github.com/brokercred/brokercred/internal/broker/brokertest"
 )
 
 // A secret with characters that RFC 6749's form-encoding before HTTP Basic

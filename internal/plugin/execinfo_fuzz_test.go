@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/brokercred/brokercred/plugin"
+	"github.com/brokercred/brokercred/internal/plugin"
 )
 
 // FuzzReadExecInfo feeds arbitrary KUBERNETES_EXEC_INFO values to the

@@ -15,7 +15,7 @@ import (
 	"github.com/alecthomas/kong"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
-	"github.com/brokercred/brokercred/plugin"
+	"github.com/brokercred/brokercred/internal/plugin"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata/")

@@ -3,7 +3,7 @@ package plugin
 import (
 	"encoding/json"
 
-	"github.com/brokercred/brokercred/broker"
+	"github.com/brokercred/brokercred/internal/broker"
 )
 
 // TokenExchange are the settings of --protocol token-exchange (RFC 8693).

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/brokercred/brokercred/broker/brokertest"
+	"github.com/brokercred/brokercred/internal/broker/brokertest"
 )
 
 func TestDoctor(t *testing.T) {

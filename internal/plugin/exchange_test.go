@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/brokercred/brokercred/broker/brokertest"
+	"github.com/brokercred/brokercred/internal/broker/brokertest"
 )
 
 func TestRunTokenExchangeCachesPerAudience(t *testing.T) {

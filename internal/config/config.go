@@ -19,7 +19,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/brokercred/brokercred/plugin"
+	"github.com/brokercred/brokercred/internal/plugin"
 )
 
 const (

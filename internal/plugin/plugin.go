@@ -19,8 +19,8 @@ import (
 
 	"github.com/adrg/xdg"
 
-	"github.com/brokercred/brokercred/broker"
-	"github.com/brokercred/brokercred/cache"
+	"github.com/brokercred/brokercred/internal/broker"
+	"github.com/brokercred/brokercred/internal/cache"
 )
 
 // Options are the settings of one credential call, shared by every command

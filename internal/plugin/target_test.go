@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/brokercred/brokercred/broker/brokertest"
+	"github.com/brokercred/brokercred/internal/broker/brokertest"
 )
 
 // execInfoFor is KUBERNETES_EXEC_INFO as client-go writes it with

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/brokercred/brokercred/broker"
-	"github.com/brokercred/brokercred/cache"
+	"github.com/brokercred/brokercred/internal/broker"
+	"github.com/brokercred/brokercred/internal/cache"
 )
 
 // Check is one line of a doctor report. Detail never holds a token.

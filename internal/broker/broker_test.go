@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/brokercred/brokercred/broker"
-	"github.com/brokercred/brokercred/broker/brokertest"
+	"github.com/brokercred/brokercred/internal/broker"
+	"github.com/brokercred/brokercred/internal/broker/brokertest"
 )
 
 const subject = "system:serviceaccount:argocd:argocd-application-controller"

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/brokercred/brokercred/install"
+	"github.com/brokercred/brokercred/internal/install"
 )
 
 // helperEnv makes the test binary, once installed, prove it runs and exit.
