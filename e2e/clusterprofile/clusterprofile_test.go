@@ -11,8 +11,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/brokercred/brokercred/internal/config"
-	"github.com/brokercred/brokercred/internal/testkit"
 	"github.com/brokercred/brokercred/internal/plugin"
+	"github.com/brokercred/brokercred/internal/testkit"
 )
 
 const (

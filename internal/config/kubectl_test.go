@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/brokercred/brokercred/internal/broker/brokertest"
-	"github.com/brokercred/brokercred/internal/testkit"
 	"github.com/brokercred/brokercred/internal/plugin"
+	"github.com/brokercred/brokercred/internal/testkit"
 )
 
 // processTimeout bounds one go build or kubectl process, so a hang fails
