@@ -27,7 +27,7 @@ func errorCauses(t *testing.T) map[string]string {
 	t.Helper()
 	causes := map[string]string{}
 	fset := token.NewFileSet()
-	for _, dir := range []string{".", "broker", "cache", "plugin", "install", "config"} {
+	for _, dir := range []string{".", "internal/broker", "internal/cache", "internal/plugin", "internal/install", "internal/config", "internal/token", "internal/secret"} {
 		files, _ := filepath.Glob(filepath.Join(dir, "*.go"))
 		for _, path := range files {
 			if strings.HasSuffix(path, "_test.go") {

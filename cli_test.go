@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/brokercred/brokercred/internal/broker/brokertest"
+	"github.com/brokercred/brokercred/internal/testkit"
 )
 
 // binary is the brokercred executable built once by TestMain; every test in
@@ -343,7 +344,7 @@ func TestCLIErrors(t *testing.T) {
 				return nil
 			},
 			wantRequests:  1,
-			wantErrSubstr: "broker refused the identity " + podSubject + " for target prod-east (HTTP 403)",
+			wantErrSubstr: "broker refused the identity \"" + podSubject + "\" for target \"prod-east\" (HTTP 403)",
 		},
 		{
 			name: "wrong broker path (404)",
@@ -401,7 +402,7 @@ func TestCLIErrors(t *testing.T) {
 				return []string{tok}
 			},
 			wantRequests:  1,
-			wantErrSubstr: "broker issued a token for target prod-east that expired at",
+			wantErrSubstr: "broker issued a token for target \"prod-east\" that expired at",
 		},
 	}
 	for _, tc := range tests {
@@ -505,7 +506,7 @@ func TestCacheSurvivesCrashMidWrite(t *testing.T) {
 	if r := f.run(t); r.code != 0 {
 		t.Fatalf("exit code %d, stderr:\n%s", r.code, r.stderr)
 	}
-	entries, err := filepath.Glob(filepath.Join(f.cacheDir, "*.json"))
+	entries, err := testkit.CacheEntries(f.cacheDir)
 	if err != nil || len(entries) != 1 {
 		t.Fatalf("cache holds entries %v (%v), want exactly one", entries, err)
 	}

@@ -148,7 +148,7 @@ func TestKubectlClusterInfoSharedUser(t *testing.T) {
 			if got := strings.Join(f.askedTargets(), ","); got != "east,west" {
 				t.Errorf("broker was asked for %s, want east,west (one each; repeats from the cache)", got)
 			}
-			if entries, _ := filepath.Glob(filepath.Join(dir, "cache", "*.json")); len(entries) != 2 {
+			if entries, _ := testkit.CacheEntries(filepath.Join(dir, "cache")); len(entries) != 2 {
 				t.Errorf("cache holds %d entries, want 2 (one per cluster)", len(entries))
 			}
 		})

@@ -15,8 +15,8 @@ func TestDoctorCommand(t *testing.T) {
 	if healthy.code != 0 {
 		t.Fatalf("doctor on a healthy setup exited %d; stderr: %s", healthy.code, healthy.stderr)
 	}
-	if n := strings.Count(healthy.stdout, "✓ "); n != 9 {
-		t.Errorf("healthy doctor printed %d ✓ lines, want 9:\n%s", n, healthy.stdout)
+	if n := strings.Count(healthy.stdout, "✓ "); n != 10 {
+		t.Errorf("healthy doctor printed %d ✓ lines, want 10:\n%s", n, healthy.stdout)
 	}
 	assertNoSecret(t, "doctor stdout", healthy.stdout, f.podToken)
 

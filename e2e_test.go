@@ -103,7 +103,7 @@ func TestClientGoExecAuthenticator(t *testing.T) {
 			if len(reqs) != 1 || reqs[0].Subject != podSubject || reqs[0].Target != r.target {
 				t.Errorf("broker requests = %+v, want one for %s at %s", reqs, podSubject, r.target)
 			}
-			if entries, _ := filepath.Glob(filepath.Join(cacheDir, "*.json")); len(entries) != 1 {
+			if entries, _ := testkit.CacheEntries(cacheDir); len(entries) != 1 {
 				t.Errorf("cache holds %d entries, want 1", len(entries))
 			}
 		})

@@ -18,6 +18,7 @@ import (
 
 	"github.com/brokercred/brokercred/internal/broker"
 	"github.com/brokercred/brokercred/internal/broker/brokertest"
+	"github.com/brokercred/brokercred/internal/testkit"
 )
 
 // faultCase is one thing that goes wrong around a `brokercred token` call:
@@ -104,7 +105,7 @@ func (f *faultFixture) prime(t *testing.T) string {
 	if r := f.fixture.run(t); r.code != 0 {
 		t.Fatalf("priming the cache: exit code %d, stderr:\n%s", r.code, r.stderr)
 	}
-	entries, err := filepath.Glob(filepath.Join(f.cacheDir, "*.json"))
+	entries, err := testkit.CacheEntries(f.cacheDir)
 	if err != nil || len(entries) != 1 {
 		t.Fatalf("cache holds entries %v (%v), want exactly one", entries, err)
 	}
@@ -304,7 +305,7 @@ func faultCases() []faultCase {
 			prepare: func(t *testing.T, f *faultFixture) {
 				f.broker.Queue(brokertest.Response{Status: 401, Body: "token rejected"})
 			},
-			wantErr:      "broker refused the identity " + podSubject + " for target prod-east (HTTP 401)",
+			wantErr:      "broker refused the identity \"" + podSubject + "\" for target \"prod-east\" (HTTP 401)",
 			wantRequests: 1,
 		},
 		{
@@ -375,14 +376,14 @@ func faultCases() []faultCase {
 		{
 			name:    "unknown protocol",
 			prepare: func(t *testing.T, f *faultFixture) { f.extra = append(f.extra, "--protocol", "soap") },
-			wantErr: `--protocol must be one of "get"`,
+			wantErr: `--protocol must be one of "get-target-token","get","token-exchange"`,
 		},
 		{
 			name: "unknown protocol from env",
 			prepare: func(t *testing.T, f *faultFixture) {
 				f.env = append(f.env, "BROKERCRED_PROTOCOL=soap")
 			},
-			wantErr: `--protocol must be one of "get"`,
+			wantErr: `--protocol must be one of "get-target-token","get","token-exchange"`,
 		},
 
 		// Cache faults.

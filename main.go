@@ -11,8 +11,8 @@ import (
 	"reflect"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/alecthomas/kong"
@@ -21,6 +21,8 @@ import (
 	"github.com/brokercred/brokercred/internal/config"
 	"github.com/brokercred/brokercred/internal/install"
 	"github.com/brokercred/brokercred/internal/plugin"
+	"github.com/brokercred/brokercred/internal/secret"
+	"github.com/brokercred/brokercred/internal/token"
 )
 
 // version and commit are set at release time with
@@ -57,28 +59,31 @@ type tokenCLI struct {
 }
 
 type tokenCmd struct {
-	plugin.Options
+	token.Options
 }
 
-func (c *tokenCmd) Run(g *globals) error {
-	return plugin.Run(context.Background(), c.Options, plugin.Env{
+func (c *tokenCmd) Run(g *globals, secrets *secret.Set) error {
+	return token.Run(context.Background(), c.Options, token.Env{
 		ExecInfo: os.Getenv(plugin.ExecInfoEnv),
 		Stdout:   os.Stdout,
-		Log:      logger(g.Verbose),
+		Log:      logger(g.Verbose, secrets),
+		Caller:   strconv.Itoa(os.Getppid()),
+		Secrets:  secrets,
 	})
 }
 
 type doctorCmd struct {
-	plugin.Options
+	token.Options
 	Output string `name:"output" short:"o" enum:"text,json" default:"text" help:"Report format: ${enum}."`
 }
 
-func (c *doctorCmd) Run(g *globals) error {
-	report := plugin.Doctor(context.Background(), c.Options, plugin.Env{
+func (c *doctorCmd) Run(g *globals, secrets *secret.Set) error {
+	report := token.Doctor(context.Background(), c.Options, token.Env{
 		ExecInfo: os.Getenv(plugin.ExecInfoEnv),
-		Log:      logger(g.Verbose),
+		Log:      logger(g.Verbose, secrets),
+		Secrets:  secrets,
 	})
-	if err := plugin.WriteReport(os.Stdout, report, c.Output); err != nil {
+	if err := token.WriteReport(os.Stdout, report, c.Output); err != nil {
 		return err
 	}
 	if n := report.Failed(); n > 0 {
@@ -119,25 +124,19 @@ type cacheDirFlag struct {
 	CacheDir string `name:"cache-dir" env:"BROKERCRED_CACHE_DIR" placeholder:"DIR" help:"Token cache directory (default: $XDG_CACHE_HOME/brokercred)."`
 }
 
-func (f cacheDirFlag) cache() *cache.Cache {
-	return cache.New(plugin.Options{CacheDir: f.CacheDir}.ResolvedCacheDir())
-}
-
 type cacheListCmd struct{ cacheDirFlag }
 
 func (c *cacheListCmd) Run() error {
-	entries, err := c.cache().List()
+	cc, err := cache.Open(c.CacheDir)
 	if err != nil {
 		return err
 	}
-	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "TARGET\tBROKER\tIDENTITY\tEXPIRES\tAGE")
-	now := time.Now()
-	for _, e := range entries {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", e.Key.Target, cache.BrokerHost(e.Key.Broker), e.Subject,
-			e.Expiry.Local().Format(time.RFC3339), now.Sub(e.Created).Round(time.Second))
+	defer cc.Close()
+	entries, err := cc.List()
+	if err != nil {
+		return err
 	}
-	return w.Flush()
+	return token.WriteCacheList(os.Stdout, entries, time.Now())
 }
 
 type cacheClearCmd struct {
@@ -146,7 +145,12 @@ type cacheClearCmd struct {
 }
 
 func (c *cacheClearCmd) Run() error {
-	n, err := c.cache().Clear(c.Target)
+	cc, err := cache.Open(c.CacheDir)
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	n, err := cc.Clear(token.TargetMatch(c.Target))
 	fmt.Fprintf(os.Stderr, "removed %d cache entries\n", n)
 	return err
 }
@@ -195,12 +199,13 @@ func printOutput(out []byte, err error) error {
 	return err
 }
 
-// logger writes diagnostics to stderr under -v and discards them otherwise.
-func logger(verbose bool) *slog.Logger {
+// logger writes diagnostics to stderr under -v, scrubbed of every secret of
+// the call, and discards them otherwise.
+func logger(verbose bool, secrets *secret.Set) *slog.Logger {
 	if !verbose {
 		return nil
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return slog.New(slog.NewTextHandler(secret.Writer{W: os.Stderr, Set: secrets}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 func main() {
@@ -215,14 +220,33 @@ func main() {
 }
 
 func parseAndRun(grammar any, g *globals, args []string) {
-	parser := kong.Must(grammar,
-		kong.Name("brokercred"),
-		kong.Description("Exec credential plugin: trades the pod's ServiceAccount token at a token broker for a short-lived remote cluster token."),
-		kong.Bind(g),
-	)
+	secrets := new(secret.Set)
+	parser := kong.Must(grammar, kongOptions(g, secrets)...)
 	ctx, err := parser.Parse(args)
 	parser.FatalIfErrorf(err)
-	parser.FatalIfErrorf(ctx.Run())
+	if err := ctx.Run(); err != nil {
+		// Every error passes the call's secrets through one last scrub:
+		// whatever a broker or a file said, no token reaches stderr.
+		fmt.Fprintf(os.Stderr, "brokercred: error: %s\n", secrets.Scrub(oneLine(err.Error())))
+		os.Exit(1)
+	}
+}
+
+// kongOptions are the options every parser of brokercred's CLI is built
+// with: its name, the registry's protocol names and the values commands
+// receive.
+func kongOptions(g *globals, secrets *secret.Set) []kong.Option {
+	return []kong.Option{
+		kong.Name("brokercred"),
+		kong.Description("Exec credential plugin: trades the pod's ServiceAccount token at a token broker for a short-lived remote cluster token."),
+		kong.Vars(token.KongVars()),
+		kong.Bind(g, secrets),
+	}
+}
+
+// oneLine keeps an error on the single line a person reads in Argo CD.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
 }
 
 // isTokenCall reports whether args can only mean the token command: no

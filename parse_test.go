@@ -6,13 +6,15 @@ import (
 	"testing"
 
 	"github.com/alecthomas/kong"
+
+	"github.com/brokercred/brokercred/internal/secret"
 )
 
 // TestCommandNamesMatchKong keeps isTokenCall's list of other commands in
 // step with the commands kong actually builds from cli.
 func TestCommandNamesMatchKong(t *testing.T) {
 	var c cli
-	parser, err := kong.New(&c, kong.Bind(&c.globals))
+	parser, err := kong.New(&c, kongOptions(&c.globals, new(secret.Set))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +65,7 @@ func TestTokenCallParsesLikeTheFullCLI(t *testing.T) {
 
 func parse(t *testing.T, grammar any, g *globals, args []string) {
 	t.Helper()
-	parser, err := kong.New(grammar, kong.Bind(g))
+	parser, err := kong.New(grammar, kongOptions(g, new(secret.Set))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +93,7 @@ func BenchmarkParse(b *testing.B) {
 }
 
 func benchParse(b *testing.B, grammar any, g *globals, args []string) {
-	parser, err := kong.New(grammar, kong.Bind(g))
+	parser, err := kong.New(grammar, kongOptions(g, new(secret.Set))...)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -11,8 +11,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/brokercred/brokercred/internal/config"
-	"github.com/brokercred/brokercred/internal/plugin"
 	"github.com/brokercred/brokercred/internal/testkit"
+	"github.com/brokercred/brokercred/internal/token"
 )
 
 const (
@@ -34,7 +34,7 @@ func (f *fleet) providerFile(t *testing.T, allowed ...string) string {
 	t.Helper()
 	out, err := config.ClusterProfileProvider{
 		ProviderName: config.DefaultProviderName,
-		Exec: config.Exec{Command: f.Bin, Options: plugin.Options{
+		Exec: config.Exec{Command: f.Bin, Options: token.Options{
 			BrokerURL: f.Broker.URL, CAFile: f.Broker.CAFile(f.Dir), TokenFile: f.TokenFile,
 			CacheDir: filepath.Join(f.Dir, "cache"), AllowedTargets: allowed,
 		}},

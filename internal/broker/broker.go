@@ -1,6 +1,7 @@
 // Package broker asks a token broker for a short-lived token for a named
-// remote cluster, trading the caller's pod token for it. It knows nothing of
-// kubectl, client-go or caching.
+// remote cluster, trading the caller's pod token for it. Each broker API is
+// one Protocol in one file; Client carries the HTTP exchange they share. It
+// knows nothing of kubectl, client-go or caching.
 package broker
 
 import (
@@ -11,36 +12,34 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
-)
 
-// ProtocolGet is OpenUnison's get-target-token API: GET <url>?targetName=<target>
-// with the pod token as a Bearer credential.
-const ProtocolGet = "get"
+	"github.com/brokercred/brokercred/internal/secret"
+)
 
 // maxBody caps how much of a broker answer is read. Tokens are a few KiB.
 const maxBody = 256 << 10
 
 // Config says which broker to ask and how to reach it.
 type Config struct {
-	// URL is the broker endpoint. It must be https unless InsecureHTTP is set.
+	// URL is the broker endpoint (for Vault: its address). It must be https,
+	// or http to a loopback address when InsecureHTTP is set.
 	URL string
-	// Protocol is the broker's API; empty means ProtocolGet.
-	Protocol string
 	// CAFile is a PEM bundle trusted for the broker; empty means the system roots.
 	CAFile string
-	// InsecureHTTP allows an http:// URL, for local testing only.
+	// InsecureHTTP allows an http:// URL to a loopback address, never
+	// through a proxy, for local testing only.
 	InsecureHTTP bool
 	// RetryMax is how many times a failed request is retried (network errors,
 	// 429, 5xx); the caller's context bounds the whole. Zero means no retry.
 	RetryMax int
-	// Exchange configures ProtocolTokenExchange; other protocols ignore it.
-	Exchange Exchange
 	// Log receives one debug line per HTTP answer and per retry (status,
 	// attempt; never a header or a body). Nil discards them.
 	Log *slog.Logger
@@ -53,11 +52,13 @@ type Token struct {
 	// Expiry is when the token stops working; zero when neither the broker's
 	// answer nor the token says.
 	Expiry time.Time
-	// ExpirySource says where Expiry came from: "answer", "jwt" or "" (unknown).
+	// ExpirySource says where Expiry came from: "answer", "expires_in",
+	// "ttl", "jwt" or "" (unknown).
 	ExpirySource string
 }
 
-// Client fetches tokens from one broker.
+// Client sends requests to one broker: TLS as configured, retries within the
+// caller's deadline, no redirects, answers read up to a cap.
 type Client struct {
 	cfg  Config
 	url  *url.URL
@@ -66,17 +67,11 @@ type Client struct {
 
 // New checks cfg and builds a client for it. It reads CAFile once.
 func New(cfg Config) (*Client, error) {
-	if cfg.Protocol == "" {
-		cfg.Protocol = ProtocolGet
-	}
-	if cfg.Protocol != ProtocolGet && cfg.Protocol != ProtocolTokenExchange {
-		return nil, fmt.Errorf("unknown protocol %q; set --protocol to %q or %q", cfg.Protocol, ProtocolGet, ProtocolTokenExchange)
-	}
 	u, err := parseBrokerURL(cfg.URL, cfg.InsecureHTTP)
 	if err != nil {
 		return nil, err
 	}
-	transport, err := newTransport(cfg.CAFile)
+	transport, err := newTransport(cfg.CAFile, u.Scheme)
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +96,11 @@ func New(cfg Config) (*Client, error) {
 	return &Client{cfg: cfg, url: u, http: rc}, nil
 }
 
-// parseBrokerURL accepts an absolute https URL, or http when insecure is set.
+// Host is the broker's host and port, for messages.
+func (c *Client) Host() string { return c.url.Host }
+
+// parseBrokerURL accepts an absolute https URL, or http to a loopback
+// address when insecure is set.
 func parseBrokerURL(raw string, insecure bool) (*url.URL, error) {
 	if raw == "" {
 		return nil, errors.New("no broker URL; set --broker-url or BROKERCRED_BROKER_URL")
@@ -112,13 +111,25 @@ func parseBrokerURL(raw string, insecure bool) (*url.URL, error) {
 	}
 	switch {
 	case u.Scheme == "https":
+	case u.Scheme == "http" && insecure && isLoopback(u.Hostname()):
 	case u.Scheme == "http" && insecure:
+		return nil, fmt.Errorf("--insecure-http allows only a loopback broker, not %q; use https for any other host", u.Host)
 	case u.Scheme == "http":
-		return nil, fmt.Errorf("broker URL %s is plain http and would expose the pod token; use https, or --insecure-http for local tests only", u.Redacted())
+		return nil, fmt.Errorf("broker URL %s is plain http and would expose the pod token; use https, or --insecure-http for a loopback test broker only", u.Redacted())
 	default:
 		return nil, fmt.Errorf("broker URL scheme %q is not supported; use https", u.Scheme)
 	}
 	return u, nil
+}
+
+// isLoopback reports whether host names this machine without DNS: localhost
+// or a loopback IP address.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // redactURL hides any password in a URL that may not parse.
@@ -129,8 +140,14 @@ func redactURL(raw string) string {
 	return "(unparsable)"
 }
 
-func newTransport(caFile string) (*http.Transport, error) {
+// newTransport trusts caFile (or the system roots) and, for plain http,
+// never uses a proxy: a loopback test broker must not receive the pod token
+// through anybody else.
+func newTransport(caFile, scheme string) (*http.Transport, error) {
 	t := http.DefaultTransport.(*http.Transport).Clone()
+	if scheme == "http" {
+		t.Proxy = nil
+	}
 	if caFile == "" {
 		return t, nil
 	}
@@ -170,27 +187,21 @@ func refuseRedirect(*http.Request, []*http.Request) error {
 	return http.ErrUseLastResponse
 }
 
-// Fetch asks the broker for a token for target, proving the caller's identity
-// with subjectToken (the pod's ServiceAccount token).
-func (c *Client) Fetch(ctx context.Context, target, subjectToken string) (Token, error) {
-	if target == "" {
-		return Token{}, errors.New("no target cluster; set --target or BROKERCRED_TARGET")
+// newRequest builds a request to the broker URL with path appended (empty:
+// the URL as configured), carrying body when it is not nil.
+func (c *Client) newRequest(ctx context.Context, method, path string, body []byte) (*retryablehttp.Request, error) {
+	u := *c.url
+	u.Path = strings.TrimSuffix(u.Path, "/") + path
+	var rawBody any
+	if body != nil {
+		rawBody = body
 	}
-	if c.cfg.Protocol == ProtocolTokenExchange {
-		return c.exchange(ctx, target, subjectToken)
-	}
-	req, err := c.newGetRequest(ctx, target, subjectToken)
+	req, err := retryablehttp.NewRequestWithContext(ctx, method, u.String(), rawBody)
 	if err != nil {
-		return Token{}, err
+		return nil, fmt.Errorf("build broker request: %w", err)
 	}
-	resp, body, err := c.roundTrip(ctx, req)
-	if err != nil {
-		return Token{}, err
-	}
-	if resp.StatusCode/100 != 2 {
-		return Token{}, statusError(resp, c.url.Host, target, subjectToken)
-	}
-	return parseAnswer(body, resp.Header.Get("Content-Type"), c.url.Host)
+	req.Header.Set("User-Agent", "brokercred")
+	return req, nil
 }
 
 // roundTrip sends req, with retries, and reads the whole capped answer.
@@ -205,21 +216,6 @@ func (c *Client) roundTrip(ctx context.Context, req *retryablehttp.Request) (*ht
 		return nil, nil, err
 	}
 	return resp, body, nil
-}
-
-func (c *Client) newGetRequest(ctx context.Context, target, subjectToken string) (*retryablehttp.Request, error) {
-	u := *c.url
-	q := u.Query()
-	q.Set("targetName", target)
-	u.RawQuery = q.Encode()
-	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return nil, fmt.Errorf("build broker request: %w", err)
-	}
-	req.Header.Set("Authorization", "Bearer "+subjectToken)
-	req.Header.Set("Accept", "application/json, text/plain")
-	req.Header.Set("User-Agent", "brokercred")
-	return req, nil
 }
 
 // readAnswer reads a broker's answer body, at most maxBody bytes. A body
@@ -291,4 +287,94 @@ func rootCause(err error) error {
 		return ue.Err
 	}
 	return err
+}
+
+// statusError explains a non-2xx broker answer by its status alone; hint is
+// the protocol's advice for a 404 (where its endpoint lives).
+func (c *Client) statusError(resp *http.Response, call Call, hint string) error {
+	host, code := c.url.Host, resp.StatusCode
+	switch {
+	case code == http.StatusUnauthorized || code == http.StatusForbidden:
+		return fmt.Errorf("broker refused the identity %s for target %q (HTTP %d); check the broker's allow rule for this ServiceAccount and that the pod token's audience is one the broker accepts",
+			describeSubject(call.PodToken), call.Target, code)
+	case code == http.StatusNotFound:
+		return fmt.Errorf("broker %s has no such endpoint (HTTP 404); %s", host, hint)
+	case code >= 300 && code < 400:
+		return fmt.Errorf("broker %s redirected (HTTP %d) to %q; set --broker-url to the final https URL", host, code, redirectHost(resp))
+	case code == http.StatusTooManyRequests:
+		return fmt.Errorf("broker %s is rate limiting (HTTP 429) and did not recover within --timeout; retry later or raise --timeout", host)
+	case code >= 500:
+		return fmt.Errorf("broker %s failed (HTTP %d) after retries; check the broker's health and logs", host, code)
+	}
+	return fmt.Errorf("broker %s answered HTTP %d for target %q; check --broker-url, --target and the broker's logs", host, code, call.Target)
+}
+
+// redirectHost is where a redirect points, scheme and host only.
+func redirectHost(resp *http.Response) string {
+	loc, err := resp.Location()
+	if err != nil {
+		return "an unknown location"
+	}
+	return loc.Scheme + "://" + loc.Host
+}
+
+// describeSubject names the pod identity for an error: its sub claim, which
+// is a ServiceAccount name and not a secret.
+func describeSubject(podToken string) string {
+	c, err := ParseClaims(podToken)
+	if err != nil || c.Subject == "" {
+		return "the pod token's identity"
+	}
+	return fmt.Sprintf("%q", c.Subject)
+}
+
+// Fetch asks the broker at c, in protocol p, for a token for call.Target,
+// and checks what came back whatever the protocol: a usable token that is
+// not the pod token echoed back, its expiry the earlier of what the broker
+// stated and the token's own exp claim. The issued token joins call.Secrets.
+func Fetch(ctx context.Context, c *Client, p Protocol, call Call) (Token, error) {
+	if call.Target == "" {
+		return Token{}, errors.New("no target cluster; set --target or BROKERCRED_TARGET")
+	}
+	call.Secrets.Add(call.PodToken)
+	tok, err := p.Fetch(ctx, c, call)
+	if err != nil {
+		return Token{}, err
+	}
+	call.Secrets.Add(tok.Value)
+	if call.PodToken != "" && strings.Contains(tok.Value, call.PodToken) {
+		return Token{}, fmt.Errorf("broker %s sent back the pod token itself instead of a token for target %q; --broker-url points at an endpoint that echoes its request: fix --broker-url", c.url.Host, call.Target)
+	}
+	return earlierOfJWT(tok), nil
+}
+
+// earlierOfJWT lowers t's expiry to the token's own exp claim when that
+// comes first: a token is dead at its exp, whatever its broker said.
+func earlierOfJWT(t Token) Token {
+	c, err := ParseClaims(t.Value)
+	if err != nil || c.Expiry.IsZero() {
+		return t
+	}
+	if t.Expiry.IsZero() || c.Expiry.Before(t.Expiry) {
+		t.Expiry, t.ExpirySource = c.Expiry, "jwt"
+	}
+	return t
+}
+
+// Call is one request for a token: for whom, for what, and the secrets that
+// must never be printed.
+type Call struct {
+	// Target is the remote cluster the token is for.
+	Target string
+	// PodToken is the caller's projected ServiceAccount token, its proof of
+	// identity. Never log it.
+	PodToken string
+	// Secrets collects every secret the call handles (the pod token, a
+	// client secret, a broker session token, the issued token), so that the
+	// caller can scrub what it prints. Nil collects nothing.
+	Secrets *secret.Set
+	// Trace, when set, is told each step a protocol takes (login, token,
+	// revoke, ...) and how it went, for doctor; err is nil for a step that
+	// worked. Nil traces nothing.
+	Trace func(step, detail string, err error)
 }

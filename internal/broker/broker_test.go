@@ -12,6 +12,11 @@ import (
 
 const subject = "system:serviceaccount:argocd:argocd-application-controller"
 
+// getToken asks c for a token for target in get-target-token.
+func getToken(ctx context.Context, c *broker.Client, target, pod string) (broker.Token, error) {
+	return broker.Fetch(ctx, c, &broker.GetTargetToken{}, broker.Call{Target: target, PodToken: pod})
+}
+
 func newClient(t *testing.T, b *brokertest.Server) *broker.Client {
 	t.Helper()
 	c, err := broker.New(broker.Config{URL: b.URL, CAFile: b.CAFile(t.TempDir()), RetryMax: 3})
@@ -38,7 +43,7 @@ func TestFetchAnswerShapes(t *testing.T) {
 			b := brokertest.NewServer(tc.opts)
 			defer b.Close()
 			before := time.Now()
-			tok, err := newClient(t, b).Fetch(context.Background(), "dev", brokertest.PodToken(subject, time.Now().Add(time.Hour)))
+			tok, err := getToken(context.Background(), newClient(t, b), "dev", brokertest.PodToken(subject, time.Now().Add(time.Hour)))
 			if err != nil {
 				t.Fatalf("Fetch: %v", err)
 			}
@@ -73,7 +78,7 @@ func TestFetchErrors(t *testing.T) {
 		wantErr string
 	}{
 		{name: "refused subject", opts: brokertest.Options{Allow: []string{"someone-else"}},
-			wantErr: "broker refused the identity " + subject + " for target dev (HTTP 403); check the broker's allow rule"},
+			wantErr: "broker refused the identity \"" + subject + "\" for target \"dev\" (HTTP 403); check the broker's allow rule"},
 		{name: "unauthorized", queue: []brokertest.Response{{Status: 401}}, wantErr: "(HTTP 401)"},
 		{name: "wrong path", path: "/nope", wantErr: "has no such endpoint (HTTP 404); check --broker-url"},
 		{name: "html login page", queue: []brokertest.Response{{Status: 200, Header: map[string]string{"Content-Type": "text/html"}, Body: "<html>login " + pod + "</html>"}},
@@ -84,8 +89,8 @@ func TestFetchErrors(t *testing.T) {
 		{name: "json without token", queue: []brokertest.Response{{Status: 200, Body: `{"tok": "x"}`}}, wantErr: "holds no token"},
 		{name: "oversized body", queue: []brokertest.Response{{Status: 200, Body: strings.Repeat("a", 300<<10)}}, wantErr: "larger than 256 KiB"},
 		{name: "server error after retries", queue: []brokertest.Response{{Status: 502}, {Status: 502}, {Status: 502}, {Status: 502}}, wantErr: "failed (HTTP 502) after retries"},
-		{name: "redirect", queue: []brokertest.Response{{Status: 302, Header: map[string]string{"Location": "https://login.example.com/auth"}}}, wantErr: "redirected (HTTP 302) to https://login.example.com"},
-		{name: "bad request", queue: []brokertest.Response{{Status: 400, Body: pod}}, wantErr: "answered HTTP 400 for target dev"},
+		{name: "redirect", queue: []brokertest.Response{{Status: 302, Header: map[string]string{"Location": "https://login.example.com/auth"}}}, wantErr: `redirected (HTTP 302) to "https://login.example.com"`},
+		{name: "bad request", queue: []brokertest.Response{{Status: 400, Body: pod}}, wantErr: `answered HTTP 400 for target "dev"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := brokertest.NewServer(tc.opts)
@@ -99,7 +104,7 @@ func TestFetchErrors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = c.Fetch(context.Background(), "dev", pod)
+			_, err = getToken(context.Background(), c, "dev", pod)
 			if err == nil {
 				t.Fatal("Fetch succeeded, want error")
 			}
@@ -115,7 +120,7 @@ func TestFetchRetriesThenSucceeds(t *testing.T) {
 	b := brokertest.NewServer(brokertest.Options{})
 	defer b.Close()
 	b.Queue(brokertest.Response{Status: 503}, brokertest.Response{Status: 429, Header: map[string]string{"Retry-After": "0"}}, brokertest.Response{Status: 500})
-	tok, err := newClient(t, b).Fetch(context.Background(), "dev", brokertest.PodToken(subject, time.Now().Add(time.Hour)))
+	tok, err := getToken(context.Background(), newClient(t, b), "dev", brokertest.PodToken(subject, time.Now().Add(time.Hour)))
 	if err != nil {
 		t.Fatalf("Fetch: %v", err)
 	}
@@ -136,14 +141,14 @@ func TestFetchTLSAndTimeoutErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = noCA.Fetch(context.Background(), "dev", pod)
+	_, err = getToken(context.Background(), noCA, "dev", pod)
 	if err == nil || !strings.Contains(err.Error(), "certificate from an unknown authority; set --ca-file") {
 		t.Errorf("without CA: error = %v, want unknown authority", err)
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	_, err = newClient(t, b).Fetch(ctx, "dev", pod)
+	_, err = getToken(ctx, newClient(t, b), "dev", pod)
 	if err == nil || !strings.Contains(err.Error(), "did not answer in time") {
 		t.Errorf("slow broker: error = %v, want a timeout", err)
 	}
@@ -159,7 +164,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"plain http", broker.Config{URL: "http://ou.example.com/api/get-target-token"}, "plain http and would expose the pod token"},
 		{"relative url", broker.Config{URL: "ou.example.com/api"}, "not an absolute URL"},
 		{"password hidden", broker.Config{URL: "http://user:hunter2secret@ou.example.com/"}, "http://user:xxxxx@ou.example.com/"},
-		{"unknown protocol", broker.Config{URL: "https://ou.example.com/", Protocol: "soap"}, `unknown protocol "soap"`},
+		{"insecure http beyond loopback", broker.Config{URL: "http://ou.example.com/", InsecureHTTP: true}, `--insecure-http allows only a loopback broker, not "ou.example.com"`},
 		{"missing CA file", broker.Config{URL: "https://ou.example.com/", CAFile: "/nonexistent/ca.pem"}, "read broker CA /nonexistent/ca.pem: no such file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -20,20 +20,21 @@ const clientSecret = "s3cr:et/+&=%"
 type exchangeFixture struct {
 	broker *brokertest.Server
 	cfg    broker.Config
+	ps     *broker.Protocols
 	pod    string
 }
 
-func newExchange(t *testing.T, opts brokertest.Options, x broker.Exchange) exchangeFixture {
+func newExchange(t *testing.T, opts brokertest.Options, ps broker.Protocols) exchangeFixture {
 	t.Helper()
 	b := brokertest.NewServer(opts)
 	t.Cleanup(b.Close)
 	dir := t.TempDir()
-	if x.ClientSecretFile == "" && opts.ClientSecret != "" {
-		x.ClientSecretFile = filepath.Join(dir, "secret")
-		writeSecret(t, x.ClientSecretFile, opts.ClientSecret+"\n")
+	if ps.OAuth.ClientSecretFile == "" && opts.ClientSecret != "" {
+		ps.OAuth.ClientSecretFile = filepath.Join(dir, "secret")
+		writeSecret(t, ps.OAuth.ClientSecretFile, opts.ClientSecret+"\n")
 	}
-	return exchangeFixture{broker: b, pod: brokertest.PodToken(subject, time.Now().Add(time.Hour)), cfg: broker.Config{
-		URL: b.ExchangeURL(), Protocol: broker.ProtocolTokenExchange, CAFile: b.CAFile(dir), Exchange: x}}
+	return exchangeFixture{broker: b, pod: brokertest.PodToken(subject, time.Now().Add(time.Hour)), ps: &ps,
+		cfg: broker.Config{URL: b.ExchangeURL(), CAFile: b.CAFile(dir)}}
 }
 
 func writeSecret(t *testing.T, path, secret string) {
@@ -49,13 +50,17 @@ func (f exchangeFixture) fetch(t *testing.T, target string) (broker.Token, error
 	if err != nil {
 		t.Fatalf("broker.New: %v", err)
 	}
-	return c.Fetch(context.Background(), target, f.pod)
+	p, err := f.ps.Lookup("token-exchange")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return broker.Fetch(context.Background(), c, p, broker.Call{Target: target, PodToken: f.pod})
 }
 
 func TestExchangeSendsEveryField(t *testing.T) {
-	f := newExchange(t, brokertest.Options{ClientID: "argo cd", ClientSecret: clientSecret, TTL: 90 * time.Second}, broker.Exchange{
-		ClientID: "argo cd", ConnectorID: "kubernetes", Scopes: []string{"openid", "groups"}, Audience: "dev-aud",
-		RequestedTokenType: broker.TokenTypeIDToken, SubjectTokenType: broker.TokenTypeJWT,
+	f := newExchange(t, brokertest.Options{ClientID: "argo cd", ClientSecret: clientSecret, TTL: 90 * time.Second}, broker.Protocols{
+		OAuth:         broker.OAuthClient{ClientID: "argo cd", Scopes: []string{"openid", "groups"}, Audience: "dev-aud"},
+		TokenExchange: broker.TokenExchange{ConnectorID: "kubernetes", RequestedTokenType: broker.TokenTypeIDToken, SubjectTokenType: broker.TokenTypeJWT},
 	})
 	sent := time.Now()
 	tok, err := f.fetch(t, "dev")
@@ -65,8 +70,10 @@ func TestExchangeSendsEveryField(t *testing.T) {
 	if err := f.broker.Verify(tok.Value, "dev-aud", time.Now()); err != nil {
 		t.Errorf("issued token does not verify for the audience: %v", err)
 	}
-	if tok.ExpirySource != "expires_in" || tok.Expiry.Before(sent.Add(89*time.Second)) || tok.Expiry.After(time.Now().Add(90*time.Second)) {
-		t.Errorf("expiry = %v from %q, want 90s after sending, from expires_in", tok.Expiry.Sub(sent), tok.ExpirySource)
+	// The token's exp claim has whole seconds, so it may come up to a
+	// second before expires_in counted from sending: the earlier wins.
+	if src := tok.ExpirySource; (src != "expires_in" && src != "jwt") || tok.Expiry.Before(sent.Add(88*time.Second)) || tok.Expiry.After(time.Now().Add(90*time.Second)) {
+		t.Errorf("expiry = %v from %q, want 90s after sending, from expires_in or the jwt", tok.Expiry.Sub(sent), tok.ExpirySource)
 	}
 	reqs := f.broker.Requests()
 	if len(reqs) != 1 {
@@ -89,7 +96,7 @@ func TestExchangeSendsEveryField(t *testing.T) {
 }
 
 func TestExchangeDefaults(t *testing.T) {
-	f := newExchange(t, brokertest.Options{ClientID: "public"}, broker.Exchange{ClientID: "public"})
+	f := newExchange(t, brokertest.Options{ClientID: "public"}, broker.Protocols{OAuth: broker.OAuthClient{ClientID: "public"}})
 	if _, err := f.fetch(t, "dev"); err != nil {
 		t.Fatalf("Fetch: %v", err)
 	}
@@ -103,11 +110,11 @@ func TestExchangeDefaults(t *testing.T) {
 }
 
 func TestExchangeReadsSecretEachCall(t *testing.T) {
-	f := newExchange(t, brokertest.Options{ClientID: "argocd", ClientSecret: clientSecret}, broker.Exchange{ClientID: "argocd"})
+	f := newExchange(t, brokertest.Options{ClientID: "argocd", ClientSecret: clientSecret}, broker.Protocols{OAuth: broker.OAuthClient{ClientID: "argocd"}})
 	if _, err := f.fetch(t, "dev"); err != nil {
 		t.Fatalf("first Fetch: %v", err)
 	}
-	writeSecret(t, f.cfg.Exchange.ClientSecretFile, "rotated-away")
+	writeSecret(t, f.ps.OAuth.ClientSecretFile, "rotated-away")
 	_, err := f.fetch(t, "dev")
 	if err == nil || !strings.Contains(err.Error(), "invalid_client") {
 		t.Fatalf("after the secret changed, err = %v, want invalid_client", err)
@@ -119,38 +126,38 @@ func TestExchangeErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		opts    brokertest.Options
-		x       broker.Exchange
+		x       broker.Protocols
 		canned  *brokertest.Response
 		wantErr string
 	}{
 		{name: "wrong client secret", opts: brokertest.Options{ClientID: "argocd", ClientSecret: "right"},
-			x:       broker.Exchange{ClientID: "argocd", ClientSecretFile: "WRONG"},
-			wantErr: `refused the token exchange: invalid_client ("Invalid client credentials."); check --client-id "argocd" and --client-secret-file`},
+			x:       broker.Protocols{OAuth: broker.OAuthClient{ClientID: "argocd", ClientSecretFile: "WRONG"}},
+			wantErr: `refused the token exchange: "invalid_client" ("Invalid client credentials."); check --client-id "argocd" and --client-secret-file`},
 		{name: "subject refused", opts: brokertest.Options{Allow: []string{"nobody"}},
-			wantErr: `invalid_grant ("subject token is not accepted"); the broker did not accept the pod token: check its connector (--connector-id)`},
+			wantErr: `"invalid_grant" ("subject token is not accepted"); the broker did not accept the pod token: check its connector (--connector-id)`},
 		{name: "dex refuses the subject", canned: &brokertest.Response{Status: 401, Body: `{"error":"access_denied"}`},
-			wantErr: "refused the token exchange: access_denied; the broker did not accept the pod token: check its connector"},
+			wantErr: `refused the token exchange: "access_denied"; the broker did not accept the pod token: check its connector`},
 		{name: "grant not enabled", canned: &brokertest.Response{Status: 400, Body: `{"error":"unsupported_grant_type"}`},
-			wantErr: "refused the token exchange: unsupported_grant_type; the broker does not offer token exchange here"},
+			wantErr: `refused the token exchange: "unsupported_grant_type"; the broker does not offer token exchange here`},
 		{name: "audience refused", canned: &brokertest.Response{Status: 400, Body: `{"error":"invalid_target","error_description":"no such\nclient"}`},
-			wantErr: `invalid_target ("no such client"); the broker will not issue a token for audience "dev"`},
+			wantErr: `"invalid_target" ("no such client"); the broker will not issue a token for audience "dev"`},
 		{name: "unknown oauth error", canned: &brokertest.Response{Status: 400, Body: `{"error":"server_error"}`},
-			wantErr: "refused the token exchange: server_error; check --broker-url, --connector-id"},
+			wantErr: `refused the token exchange: "server_error"; check --broker-url, --connector-id`},
 		{name: "description echoing the pod token is dropped", canned: &brokertest.Response{Status: 400, Body: `{"error":"invalid_grant","error_description":"bad token POD"}`},
-			wantErr: "refused the token exchange: invalid_grant; the broker did not accept the pod token"},
+			wantErr: `refused the token exchange: "invalid_grant"; the broker did not accept the pod token`},
 		{name: "not json", canned: &brokertest.Response{Status: 200, Body: "<html>login</html>"},
 			wantErr: "answered the token exchange with malformed JSON"},
 		{name: "no access_token", canned: &brokertest.Response{Status: 200, Body: `{"token_type":"Bearer"}`},
-			wantErr: "answered the token exchange without access_token"},
+			wantErr: "answered the token exchange without a usable access_token"},
 		{name: "plain 403", canned: &brokertest.Response{Status: 403, Body: "forbidden"},
-			wantErr: "broker refused the identity " + subject},
-		{name: "missing secret file", x: broker.Exchange{ClientSecretFile: "/nonexistent/secret"},
+			wantErr: "broker refused the identity \"" + subject + "\""},
+		{name: "missing secret file", x: broker.Protocols{OAuth: broker.OAuthClient{ClientSecretFile: "/nonexistent/secret"}},
 			wantErr: "read client secret /nonexistent/secret: no such file or directory; set --client-secret-file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.x.ClientSecretFile == "WRONG" {
-				tc.x.ClientSecretFile = filepath.Join(t.TempDir(), "secret")
-				writeSecret(t, tc.x.ClientSecretFile, "wrong")
+			if tc.x.OAuth.ClientSecretFile == "WRONG" {
+				tc.x.OAuth.ClientSecretFile = filepath.Join(t.TempDir(), "secret")
+				writeSecret(t, tc.x.OAuth.ClientSecretFile, "wrong")
 			}
 			f := newExchange(t, tc.opts, tc.x)
 			if tc.canned != nil {

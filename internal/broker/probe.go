@@ -21,8 +21,9 @@ type Step struct {
 
 // Probe walks the path to the broker one stage at a time (URL, DNS, TCP, TLS,
 // HTTP) without sending any credential, and stops at the first stage that
-// fails, so the last step names what to fix.
-func Probe(ctx context.Context, cfg Config) []Step {
+// fails, so the last step names what to fix. p says where its endpoint
+// lives when the broker answers 404.
+func Probe(ctx context.Context, cfg Config, p Protocol) []Step {
 	u, err := parseBrokerURL(cfg.URL, cfg.InsecureHTTP)
 	if err != nil {
 		return []Step{{Name: "broker URL", Err: err}}
@@ -37,7 +38,7 @@ func Probe(ctx context.Context, cfg Config) []Step {
 		{"broker DNS", func(ctx context.Context) (string, error) { return lookup(ctx, u.Hostname()) }},
 		{"broker TCP", func(ctx context.Context) (string, error) { return dial(ctx, addr) }},
 		{"broker TLS", func(ctx context.Context) (string, error) { return c.handshake(ctx, addr) }},
-		{"broker HTTP", c.anonymousGet},
+		{"broker HTTP", func(ctx context.Context) (string, error) { return c.anonymousGet(ctx, p.EndpointHint()) }},
 	} {
 		if stage.name == "broker TLS" && u.Scheme != "https" {
 			continue
@@ -84,7 +85,7 @@ func dial(ctx context.Context, addr string) (string, error) {
 // handshake checks the broker's certificate chain against --ca-file (or the
 // system roots) and describes the certificate it presented.
 func (c *Client) handshake(ctx context.Context, addr string) (string, error) {
-	transport, err := newTransport(c.cfg.CAFile)
+	transport, err := newTransport(c.cfg.CAFile, c.url.Scheme)
 	if err != nil {
 		return "", err
 	}
@@ -109,8 +110,8 @@ func (c *Client) handshake(ctx context.Context, addr string) (string, error) {
 
 // anonymousGet asks the endpoint without any credential: any HTTP answer but
 // 404 shows the broker is there.
-func (c *Client) anonymousGet(ctx context.Context) (string, error) {
-	transport, err := newTransport(c.cfg.CAFile)
+func (c *Client) anonymousGet(ctx context.Context, hint string) (string, error) {
+	transport, err := newTransport(c.cfg.CAFile, c.url.Scheme)
 	if err != nil {
 		return "", err
 	}
@@ -125,7 +126,7 @@ func (c *Client) anonymousGet(ctx context.Context) (string, error) {
 	}
 	resp.Body.Close()
 	if resp.StatusCode == http.StatusNotFound {
-		return "", fmt.Errorf("broker %s has no such endpoint (HTTP 404); check --broker-url (OpenUnison: https://HOST/api/get-target-token)", c.url.Host)
+		return "", fmt.Errorf("broker %s has no such endpoint (HTTP 404); %s", c.url.Host, hint)
 	}
 	return fmt.Sprintf("answered HTTP %d to a request without credentials: the endpoint is there", resp.StatusCode), nil
 }

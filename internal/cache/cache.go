@@ -1,7 +1,9 @@
 // Package cache keeps short-lived tokens on disk so that every process that
-// runs the plugin shares one broker round trip per token lifetime. Entries are
-// named by a hash of their key, locked through a separate lock file, written
-// atomically, and ignored (never served) when anything about them is off.
+// runs the plugin shares one broker round trip per token lifetime. Entries
+// are opaque to it: a key is bytes it hashes into a file name, plus a label
+// for listings. They live in a directory private to the user, are locked
+// through a separate lock file, written atomically, and ignored (never
+// served) when anything about them is off.
 package cache
 
 import (
@@ -13,112 +15,154 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
+	"regexp"
 	"time"
 
+	"github.com/adrg/xdg"
 	"github.com/gofrs/flock"
 )
 
 // formatVersion is bumped whenever the entry layout changes; entries of any
 // other version are ignored and replaced.
-const formatVersion = 1
+const formatVersion = 2
 
 // lockPoll is how often a waiting process retries a held lock.
 const lockPoll = 5 * time.Millisecond
 
-// Key names what a cached token was issued for. Every field takes part in the
-// entry's file name; two keys that differ in any field never share an entry.
+// entryName is the file name of an entry: the hex SHA-256 of its key.
+var entryName = regexp.MustCompile(`^[0-9a-f]{64}\.json$`)
+
+// DefaultDir is where the cache lives when no directory is given:
+// $XDG_CACHE_HOME/brokercred.
+func DefaultDir() string { return filepath.Join(xdg.CacheHome, "brokercred") }
+
+// Key names one entry. ID is every byte that identifies what the token was
+// issued for; it is hashed into the file name and never stored. Label
+// describes the entry in listings and must hold no secret.
 type Key struct {
-	Broker   string // broker URL
-	Protocol string // broker protocol
-	Target   string // remote cluster name
-	Server   string // remote API server URL, when known; empty otherwise
-	// Request holds the protocol settings that change which token the
-	// broker issues (token exchange: audience, client, connector, scopes,
-	// token types); empty for get-target-token.
-	Request string
-	// Identity is who asked: the pod token's issuer and subject, or a hash of
-	// the token when it is not a JWT. Never the token itself.
-	Identity string
-	// Subject is a printable name for the identity (a ServiceAccount), shown
-	// by List. It is not part of the file name.
-	Subject string `json:"-"`
+	ID    []byte
+	Label Label
+}
+
+// Label is a printable description of an entry, field by field. Nil means
+// none.
+type Label map[string]string
+
+// name is the hex SHA-256 of the key's ID and the format version.
+func (k Key) name() string {
+	h := sha256.New()
+	fmt.Fprintf(h, "brokercred cache v%d\n", formatVersion)
+	h.Write(k.ID)
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // Entry is one cached token.
 type Entry struct {
 	Version int       `json:"version"`
-	Key     Key       `json:"key"`
-	Subject string    `json:"subject"` // printable identity, for listings
+	Name    string    `json:"name"` // the key's hashed name, which the file must carry
+	Label   Label     `json:"label"`
 	Token   string    `json:"token"`
 	Expiry  time.Time `json:"expiry"`
-	Created time.Time `json:"created"`
+	Issued  time.Time `json:"issued"` // when brokercred obtained the token
 }
 
-// Cache is a directory of entries. The zero value is not usable; use New.
+// Cache is an open cache directory. The zero value is not usable; use Open.
 type Cache struct {
-	dir string
+	dir  string   // the user's private directory
+	root *os.Root // dir, opened once: nothing outside it is ever touched
 }
 
-// New returns a cache in dir. It does not touch the disk: the directory is
-// created on the first Lock or Put.
-func New(dir string) *Cache {
-	return &Cache{dir: dir}
+// Open opens the cache under dir (DefaultDir when empty): a subdirectory
+// private to the calling user, created 0700 when missing. dir itself may be
+// shared (a Kubernetes emptyDir is 0777); the subdirectory must be a real
+// directory owned by this user that nobody else can enter, or Open refuses
+// it. Close the cache when done.
+func Open(dir string) (*Cache, error) {
+	if dir == "" {
+		dir = DefaultDir()
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create cache dir: %w", err)
+	}
+	sub := filepath.Join(dir, userDirName())
+	if err := mkdirPrivate(sub); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("create cache dir: %w", err)
+	}
+	info, err := os.Lstat(sub)
+	if err != nil {
+		return nil, fmt.Errorf("check cache dir: %w", err)
+	}
+	if reason := privateDir(info, sub); reason != "" {
+		return nil, fmt.Errorf("cache dir %s %s; remove it, or set --cache-dir to a directory of your own", sub, reason)
+	}
+	root, err := os.OpenRoot(sub)
+	if err != nil {
+		return nil, fmt.Errorf("open cache dir: %w", err)
+	}
+	if opened, err := root.Stat("."); err != nil || !os.SameFile(info, opened) {
+		root.Close()
+		return nil, fmt.Errorf("cache dir %s changed while it was opened; check who else writes to %s", sub, dir)
+	}
+	return &Cache{dir: sub, root: root}, nil
 }
 
-// Dir is the directory the cache lives in.
+// Close releases the directory.
+func (c *Cache) Close() error { return c.root.Close() }
+
+// Dir is the user's private cache directory.
 func (c *Cache) Dir() string { return c.dir }
 
-// name is the hex SHA-256 of every field of the key.
-func (k Key) name() string {
-	b, _ := json.Marshal([]any{formatVersion, k.Broker, k.Protocol, k.Target, k.Server, k.Identity, k.Request})
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
-}
-
-func (c *Cache) entryPath(k Key) string { return filepath.Join(c.dir, k.name()+".json") }
-func (c *Cache) lockPath(k Key) string  { return filepath.Join(c.dir, k.name()+".lock") }
-
-// Get returns the entry for k when one exists, is well formed, belongs to k,
-// is private to this user and has not expired by now. Anything else is a miss
-// with a reason, never an error: the cache is only an optimisation.
-func (c *Cache) Get(k Key, now time.Time) (Entry, string) {
-	e, reason := readEntry(c.entryPath(k))
-	if reason != "" {
-		return Entry{}, reason
+// Get returns the entry for k when one exists, is a regular file private to
+// this user, is well formed, belongs to k and has not expired by now. An
+// error says why there is no usable entry; it is a miss, never fatal: the
+// cache is only an optimisation.
+func (c *Cache) Get(k Key, now time.Time) (Entry, error) {
+	name := k.name()
+	e, err := c.read(name + ".json")
+	if err != nil {
+		return Entry{}, err
 	}
-	if e.Key != k.withoutSubject() {
-		return Entry{}, "entry belongs to another key"
+	if e.Name != name {
+		return Entry{}, errors.New("entry belongs to another key")
 	}
 	if !now.Before(e.Expiry) {
-		return Entry{}, "entry expired at " + e.Expiry.UTC().Format(time.RFC3339)
+		return Entry{}, fmt.Errorf("entry expired at %s", e.Expiry.UTC().Format(time.RFC3339))
 	}
-	return e, ""
+	return e, nil
 }
 
-func (k Key) withoutSubject() Key { k.Subject = ""; return k }
-
-// readEntry reads and checks one entry file, returning why it is unusable.
-func readEntry(path string) (Entry, string) {
-	f, err := os.Open(path)
+// read opens one entry file without following a symbolic link and without
+// blocking (a FIFO planted there cannot hang the call), and checks it.
+func (c *Cache) read(file string) (Entry, error) {
+	linfo, err := c.root.Lstat(file)
 	if errors.Is(err, fs.ErrNotExist) {
-		return Entry{}, "no entry"
+		return Entry{}, errors.New("no entry")
 	}
 	if err != nil {
-		return Entry{}, "entry unreadable: " + errors.Unwrap(err).Error()
+		return Entry{}, errors.New("entry unreadable")
+	}
+	if !linfo.Mode().IsRegular() {
+		return Entry{}, fmt.Errorf("entry is not a regular file (%s)", linfo.Mode().Type())
+	}
+	f, err := c.root.OpenFile(file, os.O_RDONLY|openNonBlock, 0)
+	if err != nil {
+		return Entry{}, errors.New("entry unreadable")
 	}
 	defer f.Close()
 	info, err := f.Stat()
-	if err != nil {
-		return Entry{}, "entry unreadable"
+	if err != nil || !os.SameFile(linfo, info) {
+		return Entry{}, errors.New("entry changed while it was opened")
 	}
-	if reason := privateToUs(info); reason != "" {
-		return Entry{}, reason
+	if reason := privateFile(info, filepath.Join(c.dir, file)); reason != "" {
+		return Entry{}, errors.New(reason)
 	}
-	return decodeEntry(f)
+	e, reason := decodeEntry(f)
+	if reason != "" {
+		return Entry{}, errors.New(reason)
+	}
+	return e, nil
 }
 
 // maxEntry caps how much of an entry file is read: entries hold one token
@@ -149,10 +193,8 @@ func decodeEntry(r io.Reader) (Entry, string) {
 // holds a key's lock at a time; other keys are not blocked. The lock dies
 // with its process, so a killed holder never blocks the next call.
 func (c *Cache) Lock(ctx context.Context, k Key) (unlock func(), err error) {
-	if err := c.ensureDir(); err != nil {
-		return nil, err
-	}
-	l := flock.New(c.lockPath(k), flock.SetPermissions(0o600))
+	l := flock.New(filepath.Join(c.dir, k.name()+".lock"),
+		flock.SetFlag(os.O_CREATE|os.O_RDWR|openNoFollow|openNonBlock), flock.SetPermissions(0o600))
 	ok, err := l.TryLockContext(ctx, lockPoll)
 	if err != nil || !ok {
 		if ctx.Err() != nil {
@@ -163,95 +205,151 @@ func (c *Cache) Lock(ctx context.Context, k Key) (unlock func(), err error) {
 	return func() { _ = l.Unlock() }, nil
 }
 
-// Put stores e for k atomically: a temp file in the same directory renamed
-// over the entry, so a reader sees the old entry or the new, never half of
-// one. The file is not fsynced: after a power loss an entry may come back
-// empty or truncated, which Get treats as a miss, and an fsync would cost
-// every cache miss tens of milliseconds while the herd waits on the lock.
-func (c *Cache) Put(k Key, token string, expiry, now time.Time) error {
-	if err := c.ensureDir(); err != nil {
-		return err
-	}
-	e := Entry{Version: formatVersion, Key: k.withoutSubject(), Subject: k.Subject, Token: token, Expiry: expiry.UTC(), Created: now.UTC()}
+// Put stores token for k, obtained at issued and good until expiry,
+// atomically: a temp file renamed over the entry, so a reader sees the old
+// entry or the new, never half of one. It forgets whom the old entry was
+// served to (see Served). The file is not fsynced: after a power loss an
+// entry may come back empty or truncated, which Get treats as a miss, and an
+// fsync would cost every miss tens of milliseconds while the herd waits on
+// the lock.
+func (c *Cache) Put(k Key, token string, expiry, issued time.Time) error {
+	name := k.name()
+	e := Entry{Version: formatVersion, Name: name, Label: k.Label, Token: token, Expiry: expiry.UTC(), Issued: issued.UTC()}
 	data, err := json.Marshal(e)
 	if err != nil {
 		return fmt.Errorf("encode cache entry: %w", err)
 	}
-	return writeAtomic(c.entryPath(k), data)
+	if err := c.writeAtomic(name+".json", data); err != nil {
+		return err
+	}
+	c.removeServed(name)
+	return nil
 }
 
-func writeAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+func (c *Cache) writeAtomic(file string, data []byte) error {
+	tmp, err := c.createTemp()
 	if err != nil {
 		return fmt.Errorf("write cache entry: %w", err)
 	}
-	defer os.Remove(tmp.Name()) // a no-op after a successful rename
+	name := filepath.Base(tmp.Name())
+	defer c.root.Remove(name) // a no-op after a successful rename
 	_, werr := tmp.Write(data)
 	cerr := tmp.Close()
 	if err := errors.Join(werr, cerr); err != nil {
 		return fmt.Errorf("write cache entry: %w", err)
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := c.root.Rename(name, file); err != nil {
 		return fmt.Errorf("write cache entry: %w", err)
 	}
 	return nil
 }
 
-// ensureDir creates the cache directory, private to this user.
-func (c *Cache) ensureDir() error {
-	if c.dir == "" {
-		return errors.New("no cache directory")
+// createTemp creates a new private file in the cache directory.
+func (c *Cache) createTemp() (*os.File, error) {
+	for range 10 {
+		name := fmt.Sprintf(".tmp-%d-%d", os.Getpid(), time.Now().UnixNano())
+		f, err := c.root.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if !errors.Is(err, fs.ErrExist) {
+			return f, err
+		}
 	}
-	if err := os.MkdirAll(c.dir, 0o700); err != nil {
-		return fmt.Errorf("create cache dir: %w", err)
+	return nil, errors.New("no free temp file name")
+}
+
+// Served records that e, the entry for k, was handed to caller (any
+// printable name, such as a parent process id) and reports whether it had
+// been handed to that caller before. A caller that comes back for the same
+// entry while it is fresh had it refused. The record is a small file beside
+// the entry, removed by the next Put.
+func (c *Cache) Served(k Key, caller string, e Entry) (again bool, err error) {
+	file := k.name() + ".served-" + caller
+	mark := e.Issued.UTC().Format(time.RFC3339Nano)
+	if linfo, err := c.root.Lstat(file); err == nil && linfo.Mode().IsRegular() && linfo.Size() == int64(len(mark)) {
+		if old, err := c.root.ReadFile(file); err == nil && string(old) == mark {
+			return true, nil
+		}
+	}
+	if err := c.writeAtomic(file, []byte(mark)); err != nil {
+		return false, err
+	}
+	return false, nil
+}
+
+// removeServed forgets whom the entry called name was served to.
+func (c *Cache) removeServed(name string) {
+	files, _ := fs.Glob(c.root.FS(), name+".served-*")
+	for _, f := range files {
+		_ = c.root.Remove(f)
+	}
+}
+
+// List returns every readable entry, expired ones included, in no set
+// order. Files brokercred did not write are skipped.
+func (c *Cache) List() ([]Entry, error) {
+	var entries []Entry
+	err := c.eachEntry(func(file string, e Entry, err error) error {
+		if err == nil {
+			entries = append(entries, e)
+		}
+		return nil
+	})
+	return entries, err
+}
+
+// Clear removes the entries match accepts (nil: every entry), with their
+// locks and served records, and returns how many it removed. It touches only
+// files brokercred writes: entry names it gives, regular files owned by this
+// user; an unreadable entry of ours goes only when match is nil.
+func (c *Cache) Clear(match func(Entry) bool) (int, error) {
+	n := 0
+	err := c.eachEntry(func(file string, e Entry, err error) error {
+		switch {
+		case err == nil && match != nil && !match(e):
+			return nil
+		case err != nil && (match != nil || !c.ownedRegular(file)):
+			return nil
+		}
+		if err := c.root.Remove(file); err != nil {
+			return fmt.Errorf("remove cache entry: %w", err)
+		}
+		name := file[:len(file)-len(".json")]
+		_ = c.root.Remove(name + ".lock")
+		c.removeServed(name)
+		n++
+		return nil
+	})
+	return n, err
+}
+
+// eachEntry calls fn for every file named like an entry, with the entry or
+// why it is unusable, and stops at fn's first error.
+func (c *Cache) eachEntry(fn func(file string, e Entry, err error) error) error {
+	f, err := c.root.Open(".")
+	if err != nil {
+		return fmt.Errorf("read cache %s: %w", c.dir, err)
+	}
+	names, err := f.Readdirnames(-1)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("read cache %s: %w", c.dir, err)
+	}
+	for _, file := range names {
+		if !entryName.MatchString(file) {
+			continue
+		}
+		e, err := c.read(file)
+		if err == nil && e.Name+".json" != file {
+			err = errors.New("entry belongs to another key")
+		}
+		if err := fn(file, e, err); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-// List returns every usable entry, expired ones included, in no set order.
-// Unreadable or foreign files are skipped.
-func (c *Cache) List() ([]Entry, error) {
-	paths, err := filepath.Glob(filepath.Join(c.dir, "*.json"))
-	if err != nil {
-		return nil, fmt.Errorf("list cache %s: %w", c.dir, err)
-	}
-	var entries []Entry
-	for _, p := range paths {
-		if e, reason := readEntry(p); reason == "" && strings.TrimSuffix(filepath.Base(p), ".json") == e.Key.name() {
-			entries = append(entries, e)
-		}
-	}
-	return entries, nil
-}
-
-// Clear removes the entries for target, or every entry when target is empty,
-// and returns how many it removed.
-func (c *Cache) Clear(target string) (int, error) {
-	paths, err := filepath.Glob(filepath.Join(c.dir, "*.json"))
-	if err != nil {
-		return 0, fmt.Errorf("clear cache %s: %w", c.dir, err)
-	}
-	n := 0
-	for _, p := range paths {
-		e, reason := readEntry(p)
-		if target != "" && (reason != "" || e.Key.Target != target) {
-			continue
-		}
-		if err := os.Remove(p); err != nil {
-			return n, fmt.Errorf("remove cache entry: %w", err)
-		}
-		_ = os.Remove(strings.TrimSuffix(p, ".json") + ".lock")
-		n++
-	}
-	return n, nil
-}
-
-// BrokerHost is the host of a broker URL, for listings; it never includes
-// credentials or query parameters.
-func BrokerHost(brokerURL string) string {
-	u, err := url.Parse(brokerURL)
-	if err != nil || u.Host == "" {
-		return "(unparsable)"
-	}
-	return u.Host
+// ownedRegular reports whether file is a regular file owned by this user.
+func (c *Cache) ownedRegular(file string) bool {
+	info, err := c.root.Lstat(file)
+	return err == nil && info.Mode().IsRegular() && ownedByUs(info, filepath.Join(c.dir, file))
 }

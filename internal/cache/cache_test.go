@@ -6,37 +6,49 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
 
-var key = Key{Broker: "https://ou.example.com/api/get-target-token", Protocol: "get", Target: "dev",
-	Identity: "https://k8s\nsystem:serviceaccount:argocd:x", Subject: "system:serviceaccount:argocd:x"}
+var key = Key{ID: []byte(`["https://ou.example.com/api/get-target-token","dev","https://k8s\nsystem:serviceaccount:argocd:x"]`),
+	Label: Label{"target": "dev", "identity": "system:serviceaccount:argocd:x"}}
+
+func keyFor(target string) Key {
+	return Key{ID: []byte(`["https://ou.example.com/api/get-target-token","` + target + `"]`), Label: Label{"target": target}}
+}
+
+func open(t *testing.T, dir string) *Cache {
+	t.Helper()
+	c, err := Open(dir)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func (c *Cache) entryPath(k Key) string { return filepath.Join(c.dir, k.name()+".json") }
 
 func TestPutGet(t *testing.T) {
-	c := New(filepath.Join(t.TempDir(), "cache"))
+	c := open(t, filepath.Join(t.TempDir(), "cache"))
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	if _, reason := c.Get(key, now); reason != "no entry" {
-		t.Fatalf("empty cache: reason = %q, want no entry", reason)
+	if _, err := c.Get(key, now); err == nil || err.Error() != "no entry" {
+		t.Fatalf("empty cache: err = %v, want no entry", err)
 	}
 	if err := c.Put(key, "tok", now.Add(time.Minute), now); err != nil {
 		t.Fatal(err)
 	}
-	e, reason := c.Get(key, now.Add(59*time.Second))
-	if reason != "" || e.Token != "tok" || e.Subject != key.Subject || !e.Created.Equal(now) {
-		t.Fatalf("Get = %+v, %q; want the stored entry", e, reason)
+	e, err := c.Get(key, now.Add(59*time.Second))
+	if err != nil || e.Token != "tok" || e.Label["identity"] != key.Label["identity"] || !e.Issued.Equal(now) {
+		t.Fatalf("Get = %+v, %v; want the stored entry", e, err)
 	}
-	if _, reason := c.Get(key, now.Add(time.Minute)); !strings.HasPrefix(reason, "entry expired") {
-		t.Errorf("at expiry: reason = %q, want expired", reason)
+	if _, err := c.Get(key, now.Add(time.Minute)); err == nil || !strings.HasPrefix(err.Error(), "entry expired") {
+		t.Errorf("at expiry: err = %v, want expired", err)
 	}
-	for name, other := range map[string]Key{
-		"target":   {Broker: key.Broker, Protocol: key.Protocol, Target: "prod", Identity: key.Identity},
-		"identity": {Broker: key.Broker, Protocol: key.Protocol, Target: key.Target, Identity: "other"},
-		"server":   {Broker: key.Broker, Protocol: key.Protocol, Target: key.Target, Identity: key.Identity, Server: "https://east"},
-		"broker":   {Broker: "https://other", Protocol: key.Protocol, Target: key.Target, Identity: key.Identity},
-	} {
-		if _, reason := c.Get(other, now); reason != "no entry" {
-			t.Errorf("key differing in %s: reason = %q, want no entry", name, reason)
+	for _, other := range []Key{keyFor("prod"), {ID: append([]byte(nil), key.ID[:len(key.ID)-1]...)}, {ID: nil}} {
+		if _, err := c.Get(other, now); err == nil || err.Error() != "no entry" {
+			t.Errorf("key %q: err = %v, want no entry", other.ID, err)
 		}
 	}
 	assertPrivate(t, c.Dir(), 0o700)
@@ -47,65 +59,127 @@ func TestBadEntriesAreIgnored(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {
 		name       string
-		damage     func(t *testing.T, path string)
+		damage     func(t *testing.T, c *Cache, path string)
 		wantReason string
 	}{
-		{"truncated", func(t *testing.T, p string) { truncate(t, p, 20) }, "entry corrupt"},
-		{"garbage", func(t *testing.T, p string) { write(t, p, "\x00\x01garbage") }, "entry corrupt"},
-		{"older format", func(t *testing.T, p string) {
-			write(t, p, `{"version":0,"token":"old","expiry":"2030-01-01T00:00:00Z"}`)
-		}, "entry has format 0, want 1"},
-		{"no token", func(t *testing.T, p string) {
-			write(t, p, `{"version":1,"expiry":"2030-01-01T00:00:00Z"}`)
+		{"truncated", func(t *testing.T, _ *Cache, p string) { truncate(t, p, 20) }, "entry corrupt"},
+		{"garbage", func(t *testing.T, _ *Cache, p string) { write(t, p, "\x00\x01garbage") }, "entry corrupt"},
+		{"older format", func(t *testing.T, _ *Cache, p string) {
+			write(t, p, `{"version":1,"token":"old","expiry":"2030-01-01T00:00:00Z"}`)
+		}, "entry has format 1, want 2"},
+		{"no token", func(t *testing.T, _ *Cache, p string) {
+			write(t, p, `{"version":2,"expiry":"2030-01-01T00:00:00Z"}`)
 		}, "entry incomplete"},
-		{"loose permissions", func(t *testing.T, p string) {
-			if runtime.GOOS == "windows" {
-				t.Skip("no Unix permissions on Windows")
-			}
+		{"loose permissions", func(t *testing.T, _ *Cache, p string) {
+			skipOnWindows(t)
 			if err := os.Chmod(p, 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}, "entry has loose permissions"},
-		{"copied from another key", func(t *testing.T, p string) {
-			c := New(filepath.Dir(p))
-			other := key
-			other.Target = "prod"
-			if err := c.Put(other, "prod-token", now.Add(time.Hour), now); err != nil {
+		{"copied from another key", func(t *testing.T, c *Cache, p string) {
+			if err := c.Put(keyFor("prod"), "prod-token", now.Add(time.Hour), now); err != nil {
 				t.Fatal(err)
 			}
-			if err := os.Rename(c.entryPath(other), p); err != nil {
+			if err := os.Rename(c.entryPath(keyFor("prod")), p); err != nil {
 				t.Fatal(err)
 			}
 		}, "entry belongs to another key"},
+		{"symbolic link", func(t *testing.T, c *Cache, p string) {
+			skipOnWindows(t)
+			target := filepath.Join(t.TempDir(), "elsewhere")
+			if err := os.Rename(p, target); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(target, p); err != nil {
+				t.Fatal(err)
+			}
+		}, "entry is not a regular file"},
+		{"fifo", func(t *testing.T, c *Cache, p string) {
+			skipOnWindows(t)
+			if err := os.Remove(p); err != nil {
+				t.Fatal(err)
+			}
+			if err := syscall.Mkfifo(p, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, "entry is not a regular file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := New(t.TempDir())
+			c := open(t, t.TempDir())
 			if err := c.Put(key, "tok", now.Add(time.Hour), now); err != nil {
 				t.Fatal(err)
 			}
-			tc.damage(t, c.entryPath(key))
-			if _, reason := c.Get(key, now); !strings.HasPrefix(reason, tc.wantReason) {
-				t.Fatalf("reason = %q, want %q", reason, tc.wantReason)
+			tc.damage(t, c, c.entryPath(key))
+			if _, err := c.Get(key, now); err == nil || !strings.HasPrefix(err.Error(), tc.wantReason) {
+				t.Fatalf("err = %v, want %q", err, tc.wantReason)
 			}
 			if err := c.Put(key, "fresh", now.Add(time.Hour), now); err != nil {
 				t.Fatalf("replacing a bad entry: %v", err)
 			}
-			if e, reason := c.Get(key, now); reason != "" || e.Token != "fresh" {
-				t.Errorf("after replacing: %q, %q; want the fresh entry", e.Token, reason)
+			if e, err := c.Get(key, now); err != nil || e.Token != "fresh" {
+				t.Errorf("after replacing: %q, %v; want the fresh entry", e.Token, err)
+			}
+		})
+	}
+}
+
+// TestOpenRefusesADirectoryOthersControl plants what another user of a
+// shared (0777) cache directory could: the private subdirectory created
+// ahead by someone else, opened to everyone, or a link to elsewhere.
+func TestOpenRefusesADirectoryOthersControl(t *testing.T) {
+	skipOnWindows(t)
+	for _, tc := range []struct {
+		name    string
+		plant   func(t *testing.T, sub string)
+		wantErr string
+	}{
+		{"symbolic link", func(t *testing.T, sub string) {
+			if err := os.Symlink(t.TempDir(), sub); err != nil {
+				t.Fatal(err)
+			}
+		}, "is a symbolic link"},
+		{"open to others", func(t *testing.T, sub string) {
+			if err := os.Mkdir(sub, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(sub, 0o777); err != nil {
+				t.Fatal(err)
+			}
+		}, "is open to other users"},
+		{"a file", func(t *testing.T, sub string) { write(t, sub, "") }, "is not a directory"},
+		{"another owner", func(t *testing.T, sub string) {
+			if os.Geteuid() != 0 {
+				t.Skip("only root can give a directory to another user")
+			}
+			if err := os.Mkdir(sub, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chown(sub, 65534, 65534); err != nil {
+				t.Fatal(err)
+			}
+		}, "is owned by another user"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			shared := t.TempDir()
+			if err := os.Chmod(shared, 0o777); err != nil {
+				t.Fatal(err)
+			}
+			tc.plant(t, filepath.Join(shared, userDirName()))
+			_, err := Open(shared)
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), "set --cache-dir") {
+				t.Fatalf("Open = %v, want %q and a fix", err, tc.wantErr)
 			}
 		})
 	}
 }
 
 func TestLockSerialisesOneKeyOnly(t *testing.T) {
-	c := New(t.TempDir())
+	c := open(t, t.TempDir())
 	unlock, err := c.Lock(context.Background(), key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	other := key
-	other.Target = "prod"
-	unlockOther, err := c.Lock(context.Background(), other)
+	unlockOther, err := c.Lock(context.Background(), keyFor("prod"))
 	if err != nil {
 		t.Fatalf("another key is blocked: %v", err)
 	}
@@ -124,17 +198,53 @@ func TestLockSerialisesOneKeyOnly(t *testing.T) {
 	unlock2()
 }
 
-func TestListAndClear(t *testing.T) {
-	c := New(t.TempDir())
+func TestServedRemembersEachCallerUntilPut(t *testing.T) {
+	c := open(t, t.TempDir())
 	now := time.Now()
-	prod := key
-	prod.Target = "prod"
-	for _, k := range []Key{key, prod} {
-		if err := c.Put(k, "secret-"+k.Target, now.Add(time.Hour), now); err != nil {
+	if err := c.Put(key, "tok", now.Add(time.Minute), now); err != nil {
+		t.Fatal(err)
+	}
+	e, err := c.Get(key, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct {
+		caller string
+		want   bool
+	}{{"100", false}, {"200", false}, {"100", true}, {"100", true}, {"200", true}} {
+		if again, err := c.Served(key, step.caller, e); err != nil || again != step.want {
+			t.Errorf("Served(%s) = %v, %v; want %v", step.caller, again, err, step.want)
+		}
+	}
+	if err := c.Put(key, "tok2", now.Add(time.Minute), now.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	e2, err := c.Get(key, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := c.Served(key, "100", e2); err != nil || again {
+		t.Errorf("after Put: Served = %v, %v; want a first serving", again, err)
+	}
+	if again, _ := c.Served(key, "100", e); again {
+		t.Error("the old entry counts as served after the new one was")
+	}
+}
+
+func TestListAndClear(t *testing.T) {
+	c := open(t, t.TempDir())
+	now := time.Now()
+	for _, k := range []Key{keyFor("dev"), keyFor("prod")} {
+		if err := c.Put(k, "secret-"+k.Label["target"], now.Add(time.Hour), now); err != nil {
 			t.Fatal(err)
 		}
 	}
-	write(t, filepath.Join(c.Dir(), "junk.json"), "{")
+	junk := filepath.Join(c.Dir(), strings.Repeat("0", 64)+".json")
+	write(t, junk, "{")
+	others := []string{filepath.Join(c.Dir(), "package.json"), filepath.Join(c.Dir(), "notes.json")}
+	for _, f := range others {
+		write(t, f, `{"name":"not brokercred's"}`)
+	}
 	entries, err := c.List()
 	if err != nil || len(entries) != 2 {
 		t.Fatalf("List = %d entries, %v; want 2", len(entries), err)
@@ -144,20 +254,26 @@ func TestListAndClear(t *testing.T) {
 			t.Errorf("file name %s reveals its key or token", f)
 		}
 	}
-	if n, err := c.Clear("prod"); n != 1 || err != nil {
+	if n, err := c.Clear(func(e Entry) bool { return e.Label["target"] == "prod" }); n != 1 || err != nil {
 		t.Fatalf("Clear(prod) = %d, %v; want 1", n, err)
 	}
-	if entries, _ := c.List(); len(entries) != 1 || entries[0].Key.Target != "dev" {
+	if entries, _ := c.List(); len(entries) != 1 || entries[0].Label["target"] != "dev" {
 		t.Fatalf("after Clear(prod): %+v, want only dev", entries)
 	}
-	if n, err := c.Clear(""); n != 2 || err != nil { // dev and the junk file
+	if n, err := c.Clear(nil); n != 2 || err != nil { // dev and the corrupt entry of ours
 		t.Fatalf("Clear all = %d, %v; want 2", n, err)
+	}
+	for _, f := range others {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("Clear removed %s, which brokercred did not write", filepath.Base(f))
+		}
 	}
 }
 
-func TestBrokerHost(t *testing.T) {
-	if got := BrokerHost("https://user:pw@ou.example.com:8443/api?x=1"); got != "ou.example.com:8443" {
-		t.Errorf("BrokerHost = %q", got)
+func skipOnWindows(t *testing.T) {
+	t.Helper()
+	if runtime.GOOS == "windows" {
+		t.Skip("no Unix permissions, links or FIFOs on Windows")
 	}
 }
 

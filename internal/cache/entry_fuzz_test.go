@@ -3,6 +3,7 @@ package cache
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"regexp"
 	"testing"
 )
@@ -16,7 +17,7 @@ var reasonRE = regexp.MustCompile(`^(entry corrupt|entry unreadable|entry incomp
 // with a token and an expiry, must explain a refusal without quoting the
 // file, and what it accepts must survive a write and a read unchanged.
 func FuzzDecodeEntry(f *testing.F) {
-	f.Add([]byte(`{"version":1,"key":{"Broker":"https://b","Protocol":"get","Target":"dev","Server":"","Request":"","Identity":"i"},"subject":"s","token":"t","expiry":"2030-01-01T00:00:00Z","created":"2029-12-31T23:59:00Z"}`))
+	f.Add([]byte(`{"version":2,"name":"ab","label":{"target":"dev"},"token":"t","expiry":"2030-01-01T00:00:00Z","issued":"2029-12-31T23:59:00Z"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		e, reason := decodeEntry(bytes.NewReader(data))
 		if reason != "" {
@@ -39,7 +40,7 @@ func FuzzDecodeEntry(f *testing.F) {
 		if reason != "" {
 			t.Fatalf("a re-encoded entry is refused: %s", reason)
 		}
-		if e2.Key != e.Key || e2.Subject != e.Subject || e2.Token != e.Token || !e2.Expiry.Equal(e.Expiry) || !e2.Created.Equal(e.Created) {
+		if e2.Name != e.Name || !maps.Equal(e2.Label, e.Label) || e2.Token != e.Token || !e2.Expiry.Equal(e.Expiry) || !e2.Issued.Equal(e.Issued) {
 			t.Fatalf("entry changed across a write and a read")
 		}
 	})

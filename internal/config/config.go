@@ -5,7 +5,7 @@
 //
 // Every output is built from typed Go values and marshalled with
 // sigs.k8s.io/yaml, never from text templates. The exec arguments come from
-// plugin.Options through ExecArgs, so a flag added to the token command
+// token.Options through ExecArgs, so a flag added to the token command
 // reaches the generated configs without a change here.
 package config
 
@@ -19,7 +19,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/brokercred/brokercred/internal/plugin"
+	"github.com/brokercred/brokercred/internal/token"
 )
 
 const (
@@ -39,7 +39,7 @@ const (
 // of its token command. The zero Options give no arguments at all.
 type Exec struct {
 	Command string `name:"command" default:"/custom-tools/brokercred" placeholder:"PATH" help:"Where the brokercred binary is installed, as the client sees it."`
-	plugin.Options
+	token.Options
 }
 
 // Cluster is the remote cluster a generated config points at.
@@ -122,9 +122,9 @@ func checkExec(e Exec) error {
 
 // clusterConfigKey is the key of the cluster's exec config that names the
 // target, as brokercred will read it.
-func clusterConfigKey(o plugin.Options) string {
+func clusterConfigKey(o token.Options) string {
 	if o.ClusterConfigKey == "" {
-		return plugin.DefaultClusterConfigKey
+		return token.DefaultClusterConfigKey
 	}
 	return o.ClusterConfigKey
 }

@@ -15,7 +15,8 @@ import (
 	"github.com/alecthomas/kong"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
-	"github.com/brokercred/brokercred/internal/plugin"
+	"github.com/brokercred/brokercred/internal/broker"
+	"github.com/brokercred/brokercred/internal/token"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata/")
@@ -27,7 +28,7 @@ const (
 )
 
 // execWith is the default command with broker flags.
-func execWith(o plugin.Options) Exec {
+func execWith(o token.Options) Exec {
 	return Exec{Command: DefaultCommand, Options: o}
 }
 
@@ -40,50 +41,50 @@ func TestGolden(t *testing.T) {
 		render func() ([]byte, error)
 	}{
 		{"argocd-cluster.yaml", ArgoCDCluster{
-			Cluster: dev, Exec: execWith(plugin.Options{BrokerURL: brokerURL}), Namespace: "argocd",
+			Cluster: dev, Exec: execWith(token.Options{BrokerURL: brokerURL}), Namespace: "argocd",
 			Labels: []string{"example.com/clustername=dev-cluster"},
 		}.YAML},
 		{"argocd-cluster-cluster-info.yaml", ArgoCDCluster{
-			Cluster: devInfo, Exec: execWith(plugin.Options{BrokerURL: brokerURL}), Namespace: "argocd",
+			Cluster: devInfo, Exec: execWith(token.Options{BrokerURL: brokerURL}), Namespace: "argocd",
 			Labels: []string{"example.com/clustername=dev-cluster"},
 		}.YAML},
 		{"argocd-cluster-cluster-info-key.yaml", ArgoCDCluster{
-			Cluster: devInfo, Exec: execWith(plugin.Options{BrokerURL: brokerURL, ClusterConfigKey: "cluster", AllowedTargets: []string{"dev-*"}}),
+			Cluster: devInfo, Exec: execWith(token.Options{BrokerURL: brokerURL, ClusterConfigKey: "cluster", AllowedTargets: []string{"dev-*"}}),
 			Namespace: "argocd",
 		}.YAML},
 		{"argocd-cluster-full.yaml", ArgoCDCluster{
 			Cluster:    dev,
-			Exec:       execWith(plugin.Options{BrokerURL: brokerURL, Target: "dev", Timeout: 5 * time.Second, CAFile: "/etc/broker/ca.pem"}),
+			Exec:       execWith(token.Options{BrokerURL: brokerURL, Target: "dev", Timeout: 5 * time.Second, CAFile: "/etc/broker/ca.pem"}),
 			SecretName: "cluster-dev", Namespace: "gitops", Project: "platform",
 			Labels:     []string{"example.com/clustername=dev-cluster", "env=dev"},
 			Namespaces: []string{" apps", "", "monitoring "},
 		}.YAML},
 		{"argocd-cluster-no-ca.yaml", ArgoCDCluster{
-			Cluster: Cluster{Name: "dev-cluster", Server: serverURL}, Exec: execWith(plugin.Options{BrokerURL: brokerURL}), Namespace: "argocd",
+			Cluster: Cluster{Name: "dev-cluster", Server: serverURL}, Exec: execWith(token.Options{BrokerURL: brokerURL}), Namespace: "argocd",
 		}.YAML},
 		{"kubeconfig.yaml", Kubeconfig{
 			Cluster: dev,
-			Exec: Exec{Command: "/usr/local/bin/brokercred", Options: plugin.Options{
+			Exec: Exec{Command: "/usr/local/bin/brokercred", Options: token.Options{
 				BrokerURL: brokerURL, TokenFile: "/var/run/secrets/tokens/broker", NoCache: true,
 			}},
 		}.YAML},
 		{"kubeconfig-cluster-info.yaml", Kubeconfig{
 			Cluster: devInfo,
-			Exec:    Exec{Command: "/usr/local/bin/brokercred", Options: plugin.Options{BrokerURL: brokerURL}},
+			Exec:    Exec{Command: "/usr/local/bin/brokercred", Options: token.Options{BrokerURL: brokerURL}},
 		}.YAML},
-		{"helm-values.yaml", HelmValues{Exec: execWith(plugin.Options{}), Image: DefaultImage}.YAML},
+		{"helm-values.yaml", HelmValues{Exec: execWith(token.Options{}), Image: DefaultImage}.YAML},
 		{"helm-values-broker.yaml", HelmValues{
-			Exec: Exec{Command: "/tools/brokercred", Options: plugin.Options{
+			Exec: Exec{Command: "/tools/brokercred", Options: token.Options{
 				BrokerURL: brokerURL, CAFile: "/etc/broker/ca.pem", CacheDir: "/tmp/brokercred", RefreshMargin: 20 * time.Second,
 				AllowedTargets: []string{"dev-*", "prod-east"},
 			}},
 			Image: "registry.example.com/brokercred:v1.0.0",
 		}.YAML},
 		{"clusterprofile-provider.json", ClusterProfileProvider{
-			Exec: execWith(plugin.Options{BrokerURL: brokerURL}), ProviderName: DefaultProviderName,
+			Exec: execWith(token.Options{BrokerURL: brokerURL}), ProviderName: DefaultProviderName,
 		}.JSON},
 		{"clusterprofile-provider-custom.json", ClusterProfileProvider{
-			Exec: Exec{Command: "/usr/local/bin/brokercred", Options: plugin.Options{
+			Exec: Exec{Command: "/usr/local/bin/brokercred", Options: token.Options{
 				BrokerURL: brokerURL, TokenFile: "/var/run/secrets/tokens/broker", AllowedTargets: []string{"prod-*"},
 			}},
 			ProviderName: "openunison",
@@ -120,30 +121,32 @@ func checkGolden(t *testing.T, name string, got []byte) {
 func TestExecArgs(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		opts plugin.Options
+		opts token.Options
 		want []string
 	}{
-		{name: "zero", opts: plugin.Options{}, want: nil},
+		{name: "zero", opts: token.Options{}, want: nil},
 		{name: "defaults", opts: defaults(t), want: nil},
-		{name: "all changed, in declaration order", opts: plugin.Options{
+		{name: "all changed, in declaration order", opts: token.Options{
 			BrokerURL: brokerURL, Target: "dev", TokenFile: "/tok", CAFile: "/ca.pem",
-			Timeout: 3 * time.Second, RefreshMargin: 90 * time.Second, DefaultTTL: time.Hour,
+			Timeout: 3 * time.Second, RefreshMargin: 90 * time.Second, DefaultTTL: time.Hour, MaxTTL: 2 * time.Hour,
 			InsecureHTTP: true, CacheDir: "/cache", NoCache: true,
 			ClusterConfigKey: "name", AllowedTargets: []string{"dev-*", "prod"},
 		}, want: []string{
 			"--broker-url=" + brokerURL, "--target=dev", "--token-file=/tok", "--ca-file=/ca.pem",
-			"--timeout=3s", "--refresh-margin=1m30s", "--default-ttl=1h0m0s",
+			"--timeout=3s", "--refresh-margin=1m30s", "--default-ttl=1h0m0s", "--max-ttl=2h0m0s",
 			"--insecure-http", "--cache-dir=/cache", "--no-cache",
 			"--cluster-config-key=name", "--allowed-targets=dev-*,prod",
 		}},
-		{name: "token exchange settings", opts: plugin.Options{Protocol: "token-exchange", TokenExchange: plugin.TokenExchange{
-			Audience: "aud", ClientID: "argocd", ClientSecretFile: "/secret", ConnectorID: "kubernetes",
-			Scopes: []string{"openid", "audience:server:client_id:dev"}, SubjectTokenType: "urn:ietf:params:oauth:token-type:jwt",
+		{name: "token exchange settings", opts: token.Options{Protocol: "token-exchange", Protocols: broker.Protocols{
+			OAuth: broker.OAuthClient{Audience: "aud", ClientID: "argocd", ClientSecretFile: "/secret",
+				Scopes: []string{"openid", "audience:server:client_id:dev"}},
+			TokenExchange: broker.TokenExchange{ConnectorID: "kubernetes", SubjectTokenType: "urn:ietf:params:oauth:token-type:jwt"},
 		}}, want: []string{
-			"--protocol=token-exchange", "--audience=aud", "--client-id=argocd", "--client-secret-file=/secret",
-			"--connector-id=kubernetes", "--scope=openid,audience:server:client_id:dev",
-			"--subject-token-type=urn:ietf:params:oauth:token-type:jwt",
+			"--protocol=token-exchange", "--client-id=argocd", "--client-secret-file=/secret",
+			"--scope=openid,audience:server:client_id:dev", "--audience=aud",
+			"--connector-id=kubernetes", "--subject-token-type=urn:ietf:params:oauth:token-type:jwt",
 		}},
+		{name: "an alias is written as the API name", opts: token.Options{Protocol: "get"}, want: nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := ExecArgs(tc.opts)
@@ -155,14 +158,14 @@ func TestExecArgs(t *testing.T) {
 }
 
 // defaults is the Options kong gives when no flag and no env var is set.
-func defaults(t *testing.T) plugin.Options {
+func defaults(t *testing.T) token.Options {
 	t.Helper()
 	return parseTokenFlags(t, nil)
 }
 
 // parseTokenFlags parses args as the token command's flags, with every
 // BROKERCRED_* variable unset.
-func parseTokenFlags(t *testing.T, args []string) plugin.Options {
+func parseTokenFlags(t *testing.T, args []string) token.Options {
 	t.Helper()
 	for _, kv := range os.Environ() {
 		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "BROKERCRED_") {
@@ -172,8 +175,8 @@ func parseTokenFlags(t *testing.T, args []string) plugin.Options {
 			}
 		}
 	}
-	var cli struct{ plugin.Options }
-	parser, err := kong.New(&cli, kong.Exit(func(int) { t.Fatal("kong exited") }))
+	var cli struct{ token.Options }
+	parser, err := kong.New(&cli, kong.Vars(token.KongVars()), kong.Exit(func(int) { t.Fatal("kong exited") }))
 	if err != nil {
 		t.Fatalf("kong.New: %v", err)
 	}
@@ -197,9 +200,9 @@ func TestExecArgsRoundTrip(t *testing.T) {
 	want.ClusterConfigKey = "cluster"
 	want.AllowedTargets = []string{"dev-*", "prod-east"}
 	want.Protocol = "token-exchange"
-	want.ClientID = "argocd"
-	want.ConnectorID = "kubernetes"
-	want.Scopes = []string{"openid", "profile"}
+	want.OAuth.ClientID = "argocd"
+	want.TokenExchange.ConnectorID = "kubernetes"
+	want.OAuth.Scopes = []string{"openid", "profile"}
 
 	got := parseTokenFlags(t, ExecArgs(want))
 	if !reflect.DeepEqual(got, want) {
@@ -211,7 +214,7 @@ func TestErrors(t *testing.T) {
 	dir := t.TempDir()
 	notPEM := writeFile(t, dir, "not-pem.pem", "this is not a certificate\n")
 	keyOnly := writeFile(t, dir, "key.pem", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
-	exec := execWith(plugin.Options{BrokerURL: brokerURL})
+	exec := execWith(token.Options{BrokerURL: brokerURL})
 	ok := Cluster{Name: "dev", Server: serverURL}
 	argo := func(c Cluster, labels ...string) ArgoCDCluster {
 		return ArgoCDCluster{Cluster: c, Exec: exec, Namespace: "argocd", Labels: labels}
@@ -230,7 +233,7 @@ func TestErrors(t *testing.T) {
 		{"CA is a directory", Kubeconfig{Cluster: Cluster{Name: "dev", Server: serverURL, ServerCAFile: dir}, Exec: exec}.YAML, "read API server CA: read " + dir + ": is a directory; set --server-ca-file"},
 		{"CA not PEM", argo(Cluster{Name: "dev", Server: serverURL, ServerCAFile: notPEM}).YAML, "API server CA " + notPEM + " holds no PEM certificate; pass the CA in PEM"},
 		{"CA PEM without certificate", Kubeconfig{Cluster: Cluster{Name: "dev", Server: serverURL, ServerCAFile: keyOnly}, Exec: exec}.YAML, "holds no PEM certificate"},
-		{"no broker URL", ArgoCDCluster{Cluster: ok, Exec: execWith(plugin.Options{}), Namespace: "argocd"}.YAML, "no broker URL; set --broker-url"},
+		{"no broker URL", ArgoCDCluster{Cluster: ok, Exec: execWith(token.Options{}), Namespace: "argocd"}.YAML, "no broker URL; set --broker-url"},
 		{"no command", Kubeconfig{Cluster: ok, Exec: Exec{Options: exec.Options}}.YAML, "no command; set --command"},
 		{"label without =", argo(ok, "clustername").YAML, `label "clustername" is not KEY=VALUE; pass --label`},
 		{"label without key", argo(ok, "=dev").YAML, `label "=dev" is not KEY=VALUE; pass --label`},
@@ -239,17 +242,17 @@ func TestErrors(t *testing.T) {
 		{"label secret-type", argo(ok, SecretTypeLabel+"=repository").YAML, "label argocd.argoproj.io/secret-type is set by brokercred to cluster; leave it out"},
 		{"bad secret name", argo(Cluster{Name: "Dev_Cluster", Server: serverURL}).YAML, `"Dev_Cluster" is not a valid Secret name (`},
 		{"helm relative command", HelmValues{Exec: Exec{Command: "brokercred"}, Image: DefaultImage}.YAML, `command "brokercred" is not an absolute path ending in /brokercred`},
-		{"helm no image", HelmValues{Exec: execWith(plugin.Options{})}.YAML, "no image; set --image"},
+		{"helm no image", HelmValues{Exec: execWith(token.Options{})}.YAML, "no image; set --image"},
 		{"cluster-info with target", ArgoCDCluster{
-			Cluster: Cluster{Name: "dev", Server: serverURL, ClusterInfo: true}, Exec: execWith(plugin.Options{BrokerURL: brokerURL, Target: "dev"}),
+			Cluster: Cluster{Name: "dev", Server: serverURL, ClusterInfo: true}, Exec: execWith(token.Options{BrokerURL: brokerURL, Target: "dev"}),
 		}.YAML, `--cluster-info passes the cluster's name as config.clusterName, so --target "dev" would be ignored or refused; leave --target out`},
 		{"cluster-info with target kubeconfig", Kubeconfig{
-			Cluster: Cluster{Name: "dev", Server: serverURL, ClusterInfo: true}, Exec: execWith(plugin.Options{BrokerURL: brokerURL, Target: "prod", ClusterConfigKey: "cluster"}),
+			Cluster: Cluster{Name: "dev", Server: serverURL, ClusterInfo: true}, Exec: execWith(token.Options{BrokerURL: brokerURL, Target: "prod", ClusterConfigKey: "cluster"}),
 		}.YAML, `--cluster-info passes the cluster's name as config.cluster, so --target "prod"`},
 		{"provider no name", ClusterProfileProvider{Exec: exec}.JSON, "no provider name; set --provider-name"},
-		{"provider no broker URL", ClusterProfileProvider{Exec: execWith(plugin.Options{}), ProviderName: "b"}.JSON, "no broker URL; set --broker-url"},
+		{"provider no broker URL", ClusterProfileProvider{Exec: execWith(token.Options{}), ProviderName: "b"}.JSON, "no broker URL; set --broker-url"},
 		{"provider no command", ClusterProfileProvider{Exec: Exec{Options: exec.Options}, ProviderName: "b"}.JSON, "no command; set --command"},
-		{"provider with target", ClusterProfileProvider{Exec: execWith(plugin.Options{BrokerURL: brokerURL, Target: "east"}), ProviderName: "b"}.JSON,
+		{"provider with target", ClusterProfileProvider{Exec: execWith(token.Options{BrokerURL: brokerURL, Target: "east"}), ProviderName: "b"}.JSON,
 			`a provider file serves every ClusterProfile, so --target "east" would send them all to one cluster; leave --target out`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -294,7 +297,7 @@ func writeFile(t *testing.T, dir, name, content string) string {
 // client-go's own ExecConfig, the type cluster-inventory-api's
 // access.Provider holds, so a misspelt field name fails here.
 func TestProviderFileParsesAsExecConfig(t *testing.T) {
-	out, err := ClusterProfileProvider{Exec: execWith(plugin.Options{BrokerURL: brokerURL}), ProviderName: "ou"}.JSON()
+	out, err := ClusterProfileProvider{Exec: execWith(token.Options{BrokerURL: brokerURL}), ProviderName: "ou"}.JSON()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +337,7 @@ func TestGeneratorsAreKongCommands(t *testing.T) {
 		HelmValues             HelmValues             `cmd:"" name:"helm-values"`
 		ClusterprofileProvider ClusterProfileProvider `cmd:"" name:"clusterprofile-provider"`
 	}
-	parser, err := kong.New(&cli, kong.Exit(func(int) { t.Fatal("kong exited") }))
+	parser, err := kong.New(&cli, kong.Vars(token.KongVars()), kong.Exit(func(int) { t.Fatal("kong exited") }))
 	if err != nil {
 		t.Fatalf("kong.New: %v", err)
 	}

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/brokercred/brokercred/internal/broker/brokertest"
-	"github.com/brokercred/brokercred/internal/plugin"
 	"github.com/brokercred/brokercred/internal/testkit"
+	"github.com/brokercred/brokercred/internal/token"
 )
 
 // processTimeout bounds one go build or kubectl process, so a hang fails
@@ -57,7 +57,7 @@ func (f *fleet) kubeconfig(t *testing.T, bin, name, cacheDir string, clusterInfo
 	api := f.apis[name]
 	k := Kubeconfig{
 		Cluster: Cluster{Name: name, Server: api.URL, ServerCAFile: api.CAFile(t.TempDir())},
-		Exec: Exec{Command: bin, Options: plugin.Options{
+		Exec: Exec{Command: bin, Options: token.Options{
 			BrokerURL: f.broker.URL, CAFile: f.broker.CAFile(f.dir), TokenFile: f.tokenFile, CacheDir: cacheDir,
 		}},
 	}
@@ -175,7 +175,7 @@ func testKubectlClusterInfo(t *testing.T, kubectl, bin string) {
 			t.Errorf("API server %s accepted %d and rejected %d requests, want at least 2 and none", name, api.Accepted(), api.Rejected())
 		}
 	}
-	if entries, _ := filepath.Glob(filepath.Join(cacheDir, "*.json")); len(entries) != 2 {
+	if entries, _ := testkit.CacheEntries(cacheDir); len(entries) != 2 {
 		t.Errorf("cache holds %d entries, want 2 (one per cluster)", len(entries))
 	}
 }

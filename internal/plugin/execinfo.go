@@ -1,3 +1,7 @@
+// Package plugin speaks client-go's exec credential protocol and nothing
+// else: it reads KUBERNETES_EXEC_INFO and writes the ExecCredential, in
+// client.authentication.k8s.io/v1 or v1beta1, through small wire types
+// checked against client-go's own.
 package plugin
 
 import (

@@ -126,3 +126,9 @@ func (f *Fleet) AskedTargets() string {
 	}
 	return strings.Join(targets, ",")
 }
+
+// CacheEntries lists the entry files brokercred keeps under the cache
+// directory dir: they live in the calling user's private subdirectory.
+func CacheEntries(dir string) ([]string, error) {
+	return filepath.Glob(filepath.Join(dir, "user-*", "*.json"))
+}

@@ -333,10 +333,11 @@ func writeJSON(w http.ResponseWriter, v any) {
 }
 
 // Issue mints a token for target and subject that expires at exp (without an
-// exp claim when Options.NoExp is set), signed with the broker's key.
+// exp claim when exp is zero or Options.NoExp is set), signed with the
+// broker's key.
 func (s *Server) Issue(target, subject string, exp time.Time) string {
 	claims := map[string]any{"iss": s.srv.URL, "sub": subject, "aud": target, "iat": time.Now().Unix()}
-	if !s.opts.NoExp {
+	if !s.opts.NoExp && !exp.IsZero() {
 		claims["exp"] = exp.Unix()
 	}
 	tok := signES256(s.key, claims)

@@ -1,4 +1,4 @@
-package plugin
+package token
 
 import (
 	"strings"
@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/brokercred/brokercred/internal/broker/brokertest"
+	"github.com/brokercred/brokercred/internal/plugin"
 )
 
 // execInfoFor is KUBERNETES_EXEC_INFO as client-go writes it with
@@ -37,7 +38,7 @@ func TestResolveTarget(t *testing.T) {
 		{name: "bad glob", flag: "prod", allowed: []string{"[dev"}, config: "null", wantErr: `--allowed-targets pattern "[dev" is malformed`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			info, err := ReadExecInfo(execInfoFor(tc.config))
+			info, err := plugin.ReadExecInfo(execInfoFor(tc.config))
 			if err != nil {
 				t.Fatal(err)
 			}

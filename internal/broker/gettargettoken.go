@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,38 @@ import (
 	"strings"
 	"time"
 )
+
+// GetTargetToken is OpenUnison's get-target-token API: GET
+// <url>?targetName=<target> with the pod token as a Bearer credential; the
+// answer is the token as plain text, as JSON, or as a whole ExecCredential.
+// It has no settings of its own.
+type GetTargetToken struct{}
+
+// EndpointHint says where OpenUnison serves the API.
+func (GetTargetToken) EndpointHint() string {
+	return "check --broker-url (OpenUnison: https://HOST/api/get-target-token)"
+}
+
+// Fetch asks for a token for call.Target.
+func (g *GetTargetToken) Fetch(ctx context.Context, c *Client, call Call) (Token, error) {
+	req, err := c.newRequest(ctx, http.MethodGet, "", nil)
+	if err != nil {
+		return Token{}, err
+	}
+	q := req.URL.Query()
+	q.Set("targetName", call.Target)
+	req.URL.RawQuery = q.Encode()
+	req.Header.Set("Authorization", "Bearer "+call.PodToken)
+	req.Header.Set("Accept", "application/json, text/plain")
+	resp, body, err := c.roundTrip(ctx, req)
+	if err != nil {
+		return Token{}, err
+	}
+	if resp.StatusCode/100 != 2 {
+		return Token{}, c.statusError(resp, call, g.EndpointHint())
+	}
+	return parseAnswer(body, resp.Header.Get("Content-Type"), c.Host())
+}
 
 // answer covers the two JSON shapes brokers give: {"token", "expirationTimestamp"}
 // and a whole ExecCredential, whose fields sit under "status".
@@ -37,7 +70,7 @@ func parseAnswer(body []byte, contentType, host string) (Token, error) {
 	if !isTokenText(body) {
 		return Token{}, fmt.Errorf("broker %s answered with text that is not a token; check --broker-url and --protocol", host)
 	}
-	return withJWTExpiry(Token{Value: string(body)}), nil
+	return Token{Value: string(body)}, nil
 }
 
 func parseJSONAnswer(body []byte, host string) (Token, error) {
@@ -50,14 +83,13 @@ func parseJSONAnswer(body []byte, host string) (Token, error) {
 	if a.Status != nil && (a.Kind == "ExecCredential" || t.Value == "") {
 		t.Value, exp = a.Status.Token, a.Status.ExpirationTimestamp
 	}
-	if t.Value == "" {
+	if t.Value == "" || !isTokenText([]byte(t.Value)) {
 		return Token{}, fmt.Errorf("broker %s answered with JSON that holds no token; check --protocol matches the broker", host)
 	}
 	if exp != nil && !exp.IsZero() {
 		t.Expiry, t.ExpirySource = *exp, "answer"
-		return t, nil
 	}
-	return withJWTExpiry(t), nil
+	return t, nil
 }
 
 // jsonProblem names what is wrong with JSON without quoting any of it.
@@ -73,14 +105,6 @@ func jsonProblem(err error) string {
 	return "unreadable"
 }
 
-// withJWTExpiry fills Expiry from the token's own exp claim when it is a JWT.
-func withJWTExpiry(t Token) Token {
-	if c, err := ParseClaims(t.Value); err == nil && !c.Expiry.IsZero() {
-		t.Expiry, t.ExpirySource = c.Expiry, "jwt"
-	}
-	return t
-}
-
 // isTokenText reports whether b looks like one bearer token: printable
 // ASCII, no spaces.
 func isTokenText(b []byte) bool {
@@ -90,41 +114,4 @@ func isTokenText(b []byte) bool {
 		}
 	}
 	return true
-}
-
-// statusError explains a non-2xx broker answer by its status alone.
-func statusError(resp *http.Response, host, target, subjectToken string) error {
-	code := resp.StatusCode
-	switch {
-	case code == http.StatusUnauthorized || code == http.StatusForbidden:
-		return fmt.Errorf("broker refused the identity %s for target %s (HTTP %d); check the broker's allow rule for this ServiceAccount and that the pod token's audience is one the broker accepts",
-			describeSubject(subjectToken), target, code)
-	case code == http.StatusNotFound:
-		return fmt.Errorf("broker %s has no such endpoint (HTTP 404); check --broker-url (OpenUnison: https://HOST/api/get-target-token)", host)
-	case code >= 300 && code < 400:
-		return fmt.Errorf("broker %s redirected (HTTP %d) to %s; set --broker-url to the final https URL", host, code, redirectHost(resp))
-	case code == http.StatusTooManyRequests:
-		return fmt.Errorf("broker %s is rate limiting (HTTP 429) and did not recover within --timeout; retry later or raise --timeout", host)
-	case code >= 500:
-		return fmt.Errorf("broker %s failed (HTTP %d) after retries; check the broker's health and logs", host, code)
-	}
-	return fmt.Errorf("broker %s answered HTTP %d for target %s; check --broker-url, --target and the broker's logs", host, code, target)
-}
-
-// describeSubject names the pod identity for an error: its sub claim, which
-// is a ServiceAccount name and not a secret.
-func describeSubject(subjectToken string) string {
-	c, err := ParseClaims(subjectToken)
-	if err != nil || c.Subject == "" {
-		return "the pod token's identity"
-	}
-	return c.Subject
-}
-
-func redirectHost(resp *http.Response) string {
-	loc, err := resp.Location()
-	if err != nil {
-		return "an unknown location"
-	}
-	return loc.Scheme + "://" + loc.Host
 }

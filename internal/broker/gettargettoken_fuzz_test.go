@@ -18,11 +18,11 @@ var answerErrRE = regexp.MustCompile(`^broker broker\.test answered with (` +
 	`|JSON that holds no token; check --protocol matches the broker` +
 	`)$`)
 
-// FuzzParseAnswer feeds arbitrary 2xx bodies and content types to the broker
+// FuzzGetTargetTokenAnswer feeds arbitrary 2xx bodies and content types to the broker
 // answer parser: it must not panic, must explain a refusal in one of its
 // fixed sentences (so it never quotes a body, which may hold a token), and
 // must only accept a non-empty token whose expiry agrees with its source.
-func FuzzParseAnswer(f *testing.F) {
+func FuzzGetTargetTokenAnswer(f *testing.F) {
 	f.Add([]byte(jwtWith(`{"sub":"s","exp":1893456000}`)), "text/plain")
 	f.Add([]byte(`{"token":"t","expirationTimestamp":"2030-01-01T00:00:00Z"}`), "application/json")
 	f.Fuzz(func(t *testing.T, body []byte, contentType string) {
@@ -37,7 +37,7 @@ func FuzzParseAnswer(f *testing.F) {
 			t.Fatal("accepted an answer with an empty token")
 		}
 		switch tok.ExpirySource {
-		case "answer", "jwt":
+		case "answer":
 			if tok.Expiry.IsZero() {
 				t.Fatalf("expiry from %s is zero", tok.ExpirySource)
 			}

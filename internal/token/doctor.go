@@ -1,4 +1,4 @@
-package plugin
+package token
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/brokercred/brokercred/internal/broker"
 	"github.com/brokercred/brokercred/internal/cache"
+	"github.com/brokercred/brokercred/internal/plugin"
 )
 
 // Check is one line of a doctor report. Detail never holds a token.
@@ -37,17 +38,23 @@ func Doctor(ctx context.Context, o Options, env Env) Report {
 	defer cancel()
 	var r Report
 	pod, podErr := readPodToken(o.TokenFile, env.Now())
+	env.Secrets.Add(pod.value)
 	r.add("pod token", describePodToken(o.TokenFile, pod, env.Now()), podErr)
 
-	info, err := ReadExecInfo(env.ExecInfo)
+	info, err := plugin.ReadExecInfo(env.ExecInfo)
 	if err == nil {
 		o.Target, err = o.resolveTarget(info)
 	}
 	targetErr := err
 	r.add("target", o.Target, targetErr)
 
+	protocol, err := o.Lookup(o.Protocol)
+	r.add("protocol", o.describeProtocol(), err)
+	if err != nil {
+		return r.finish(env)
+	}
 	brokerOK := true
-	for _, s := range broker.Probe(ctx, o.brokerConfig()) {
+	for _, s := range broker.Probe(ctx, o.brokerConfig(nil), protocol) {
 		r.add(s.Name, s.Detail, s.Err)
 		brokerOK = brokerOK && s.Err == nil
 	}
@@ -55,15 +62,26 @@ func Doctor(ctx context.Context, o Options, env Env) Report {
 	if podErr != nil || targetErr != nil {
 		r.skip("cache", "needs the pod token and the target")
 		r.skip("token request", "needs the pod token and the target")
-		return r.finish()
+		return r.finish(env)
 	}
 	r.add(o.checkCache(pod, info, env.Now()))
 	if !brokerOK {
 		r.skip("token request", "the broker cannot be reached")
-		return r.finish()
+		return r.finish(env)
 	}
-	r.add(o.checkTokenRequest(ctx, pod, env))
-	return r.finish()
+	r.checkTokenRequest(ctx, o, protocol, pod, env)
+	return r.finish(env)
+}
+
+// describeProtocol names the protocol and the settings that shape its
+// request: never a secret, only names and paths.
+func (o Options) describeProtocol() string {
+	name, err := broker.Canonical(o.Protocol)
+	if err != nil {
+		return ""
+	}
+	key, _ := o.Protocols.Key(o.Protocol)
+	return fmt.Sprintf("%s, settings %s", name, key)
 }
 
 func (r *Report) add(name, detail string, err error) {
@@ -77,10 +95,13 @@ func (r *Report) skip(name, why string) {
 	r.Checks = append(r.Checks, Check{Name: name, Skipped: true, Detail: "skipped: " + why})
 }
 
-func (r *Report) finish() Report {
+// finish settles OK and scrubs every detail of the call's secrets: a
+// report is printed, and must hold no token even where a broker quoted one.
+func (r *Report) finish(env Env) Report {
 	r.OK = true
-	for _, c := range r.Checks {
+	for i, c := range r.Checks {
 		r.OK = r.OK && (c.OK || c.Skipped)
+		r.Checks[i].Detail = env.Secrets.Scrub(c.Detail)
 	}
 	return *r
 }
@@ -112,27 +133,32 @@ func describeExpiry(exp, now time.Time) string {
 	return fmt.Sprintf("%s (in %s)", exp.UTC().Format(time.RFC3339), exp.Sub(now).Round(time.Second))
 }
 
-// checkCache reports whether the cache dir is writable and what it holds
+// checkCache reports whether the cache dir is usable and what it holds
 // for this call's key.
-func (o Options) checkCache(pod podToken, info ExecInfo, now time.Time) (string, string, error) {
+func (o Options) checkCache(pod podToken, info plugin.ExecInfo, now time.Time) (string, string, error) {
 	if o.NoCache {
 		return "cache", "off (--no-cache): every call asks the broker", nil
 	}
-	dir := o.ResolvedCacheDir()
-	if err := probeWritable(dir); err != nil {
-		return "cache", "", fmt.Errorf("cache dir %s is not writable (%v); mount an emptyDir there or set --cache-dir (calls still work, uncached)", dir, err)
+	c, err := cache.Open(o.CacheDir)
+	if err != nil {
+		return "cache", "", fmt.Errorf("cache dir is not usable (%v); mount an emptyDir there or set --cache-dir (calls still work, uncached)", err)
 	}
-	e, reason := cache.New(dir).Get(o.cacheKey(pod, info), now)
-	if reason != "" {
-		return "cache", fmt.Sprintf("%s is writable; no usable entry for this target and identity (%s)", dir, reason), nil
+	defer c.Close()
+	if err := probeWritable(c.Dir()); err != nil {
+		return "cache", "", fmt.Errorf("cache dir %s is not writable (%v); mount an emptyDir there or set --cache-dir (calls still work, uncached)", c.Dir(), err)
 	}
-	return "cache", fmt.Sprintf("%s is writable; entry for this target and identity expires %s", dir, describeExpiry(e.Expiry, now)), nil
+	key, err := o.cacheKey(pod, info)
+	if err != nil {
+		return "cache", "", err
+	}
+	e, err := c.Get(key, now)
+	if err != nil {
+		return "cache", fmt.Sprintf("%s is writable; no usable entry for this target and identity (%v)", c.Dir(), err), nil
+	}
+	return "cache", fmt.Sprintf("%s is writable; entry for this target and identity expires %s", c.Dir(), describeExpiry(e.Expiry, now)), nil
 }
 
 func probeWritable(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
 	f, err := os.CreateTemp(dir, ".doctor-*")
 	if err != nil {
 		return err
@@ -141,22 +167,34 @@ func probeWritable(dir string) error {
 	return os.Remove(f.Name())
 }
 
-// checkTokenRequest asks the broker for a real token, uncached, and
-// describes it.
-func (o Options) checkTokenRequest(ctx context.Context, pod podToken, env Env) (string, string, error) {
-	client, err := broker.New(o.brokerConfig())
+// checkTokenRequest asks the broker for a real token, uncached: one check
+// per step the protocol takes, then one that describes the token.
+func (r *Report) checkTokenRequest(ctx context.Context, o Options, p broker.Protocol, pod podToken, env Env) {
+	o.NoCache, env.Caller = true, ""
+	src, err := o.source(p, pod, plugin.ExecInfo{}, env)
 	if err != nil {
-		return "token request", "", err
+		r.add("token request", "", err)
+		return
 	}
-	tok, err := o.fetch(ctx, client, pod, env)
-	if err != nil {
-		return "token request", "", err
+	stepFailed := false
+	src.Call.Trace = func(step, detail string, err error) {
+		r.add(step, detail, err)
+		stepFailed = stepFailed || err != nil
+	}
+	tok, err := src.Token(ctx)
+	switch {
+	case err != nil && stepFailed:
+		r.skip("token request", "the step above failed")
+		return
+	case err != nil:
+		r.add("token request", "", err)
+		return
 	}
 	detail := fmt.Sprintf("broker issued a token for %s, expiring %s (from %s)", o.Target, describeExpiry(tok.Expiry, env.Now()), tok.ExpirySource)
 	if c, err := broker.ParseClaims(tok.Value); err == nil {
 		detail += fmt.Sprintf("; subject %s, audience %s, issuer %s", c.Subject, strings.Join(c.Audience, ","), c.Issuer)
 	}
-	return "token request", detail, nil
+	r.add("token request", detail, nil)
 }
 
 // WriteReport prints r as text (one line per check, ✓ ✗ or -) or as JSON.

@@ -1,4 +1,4 @@
-package plugin
+package token
 
 import (
 	"bytes"
@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/brokercred/brokercred/internal/broker/brokertest"
 )
@@ -36,9 +35,9 @@ func TestDoctor(t *testing.T) {
 			file := filepath.Join(t.TempDir(), "file")
 			writeFile(t, file, "")
 			f.opts.CacheDir = filepath.Join(file, "cache")
-		}, wantFailed: "cache", wantDetail: "is not writable"},
+		}, wantFailed: "cache", wantDetail: "cache dir is not usable"},
 		{name: "identity refused", bo: brokertest.Options{Allow: []string{"nobody"}},
-			wantFailed: "token request", wantDetail: "broker refused the identity " + subject},
+			wantFailed: "token request", wantDetail: "broker refused the identity \"" + subject + "\""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, tc.bo)
@@ -54,16 +53,18 @@ func TestDoctor(t *testing.T) {
 			for _, issued := range issuedTokens(f) {
 				assertNoSecret(t, out.String(), issued)
 			}
+			if tc.wantFailed == "" && len(f.broker.Issued()) == 0 {
+				t.Error("a healthy doctor run issued no token: the leak check above checked none")
+			}
 			assertDoctorOutcome(t, r, tc.wantFailed, tc.wantDetail, tc.wantSkip)
 		})
 	}
 }
 
-// issuedTokens are tokens the fake broker could have issued to the fixture's
-// subject, for leak checks: the broker signs deterministically per claims, so
-// one issued now for the fixture target stands for them.
+// issuedTokens are the secrets of the fixture's calls, for leak checks: the
+// pod token and every token the fake broker actually issued.
 func issuedTokens(f fixture) []string {
-	return []string{f.broker.Issue(f.opts.Target, subject, time.Now().Add(time.Minute))}
+	return append([]string{f.pod}, f.broker.Issued()...)
 }
 
 func assertDoctorOutcome(t *testing.T, r Report, wantFailed, wantDetail string, wantSkip []string) {

@@ -1,4 +1,4 @@
-package plugin
+package token
 
 import (
 	"testing"
@@ -11,7 +11,7 @@ func TestRunTokenExchangeCachesPerAudience(t *testing.T) {
 	f := newFixture(t, brokertest.Options{TTL: time.Minute})
 	f.opts.Protocol, f.opts.BrokerURL = "token-exchange", f.broker.ExchangeURL()
 	for _, audience := range []string{"aud-a", "aud-b", "aud-a", ""} {
-		f.opts.Audience = audience
+		f.opts.OAuth.Audience = audience
 		c, err := run(t, f.opts, Env{})
 		if err != nil {
 			t.Fatalf("audience %q: %v", audience, err)

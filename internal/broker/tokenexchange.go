@@ -1,0 +1,132 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Token types of RFC 8693 section 3.
+const (
+	TokenTypeAccessToken = "urn:ietf:params:oauth:token-type:access_token"
+	TokenTypeIDToken     = "urn:ietf:params:oauth:token-type:id_token"
+	TokenTypeJWT         = "urn:ietf:params:oauth:token-type:jwt"
+)
+
+const grantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
+
+// TokenExchange is OAuth 2.0 Token Exchange (RFC 8693) at a token endpoint
+// (Dex, Keycloak, cloud STSs): the pod token is the subject token, the
+// target the audience. It authenticates as the shared OAuthClient, by HTTP
+// Basic when a secret file is set, else by client_id in the form. Empty
+// token types mean an access token for an ID token.
+type TokenExchange struct {
+	ConnectorID        string `name:"connector-id" env:"BROKERCRED_CONNECTOR_ID" placeholder:"ID" help:"Dex connector that verifies the pod token."`
+	RequestedTokenType string `name:"requested-token-type" env:"BROKERCRED_REQUESTED_TOKEN_TYPE" default:"urn:ietf:params:oauth:token-type:access_token" placeholder:"URN" help:"Token type to ask for (default: access_token)."`
+	SubjectTokenType   string `name:"subject-token-type" env:"BROKERCRED_SUBJECT_TOKEN_TYPE" default:"urn:ietf:params:oauth:token-type:id_token" placeholder:"URN" help:"How to present the pod token: id_token (what Dex verifies against the cluster's issuer) or …:jwt for other STSs (default: id_token)."`
+
+	client *OAuthClient // the shared OAuth flags, bound by Protocols
+}
+
+// EndpointHint says where token endpoints live.
+func (*TokenExchange) EndpointHint() string {
+	return "check --broker-url is the token endpoint (Dex: https://HOST/token)"
+}
+
+// Fetch performs one token exchange for call.Target.
+func (x *TokenExchange) Fetch(ctx context.Context, c *Client, call Call) (Token, error) {
+	oc := x.oauth()
+	secret, err := oc.clientSecret(call)
+	if err != nil {
+		return Token{}, err
+	}
+	form := x.form(call, secret == "")
+	req, err := c.newRequest(ctx, http.MethodPost, "", []byte(form.Encode()))
+	if err != nil {
+		return Token{}, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	if secret != "" {
+		// RFC 6749 section 2.3.1: both parts form-encoded before Basic.
+		req.SetBasicAuth(url.QueryEscape(oc.ClientID), url.QueryEscape(secret))
+	}
+	sent := time.Now()
+	resp, body, err := c.roundTrip(ctx, req)
+	if err != nil {
+		return Token{}, err
+	}
+	if resp.StatusCode/100 != 2 {
+		if oerr, ok := parseOAuthError(body, call.PodToken); ok {
+			err = fmt.Errorf("broker %s refused the token exchange: %s; %s", c.Host(), oerr.quoted(), x.hint(oerr, call.Target))
+			return Token{}, err
+		}
+		return Token{}, c.statusError(resp, call, x.EndpointHint())
+	}
+	return parseOAuthAnswer(body, c.Host(), "token exchange", sent)
+}
+
+func (x *TokenExchange) bindOAuth(c *OAuthClient) { x.client = c }
+
+func (x *TokenExchange) oauth() OAuthClient {
+	if x.client == nil {
+		return OAuthClient{}
+	}
+	return *x.client
+}
+
+// audience is the audience asked for: --audience, else the target.
+func (x *TokenExchange) audience(target string) string {
+	if a := x.oauth().Audience; a != "" {
+		return strings.ReplaceAll(a, "{target}", target)
+	}
+	return target
+}
+
+// form is the RFC 8693 request body for call.
+func (x *TokenExchange) form(call Call, withClientID bool) url.Values {
+	oc := x.oauth()
+	form := url.Values{
+		"grant_type":           {grantTokenExchange},
+		"subject_token":        {call.PodToken},
+		"subject_token_type":   {orDefault(x.SubjectTokenType, TokenTypeIDToken)},
+		"requested_token_type": {orDefault(x.RequestedTokenType, TokenTypeAccessToken)},
+		"audience":             {x.audience(call.Target)},
+	}
+	if x.ConnectorID != "" {
+		form.Set("connector_id", x.ConnectorID)
+	}
+	if scope := oc.scope(call.Target); scope != "" {
+		form.Set("scope", scope)
+	}
+	if withClientID && oc.ClientID != "" {
+		form.Set("client_id", oc.ClientID)
+	}
+	return form
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func (x *TokenExchange) hint(e oauthError, target string) string {
+	switch e.Code {
+	case "invalid_client", "unauthorized_client":
+		return fmt.Sprintf("check --client-id %q and --client-secret-file, and that the client may use the token-exchange grant", x.oauth().ClientID)
+	case "invalid_grant", "access_denied": // Dex answers access_denied
+		return "the broker did not accept the pod token: check its connector (--connector-id) trusts the cluster's ServiceAccount issuer and the pod token's audience"
+	case "invalid_target":
+		return fmt.Sprintf("the broker will not issue a token for audience %q; check --audience or --target", x.audience(target))
+	case "invalid_scope":
+		return "check --scope"
+	case "unsupported_grant_type":
+		return "the broker does not offer token exchange here; enable the grant or check --broker-url is its token endpoint"
+	}
+	return "check --broker-url, --connector-id, --subject-token-type and the broker's logs"
+}
