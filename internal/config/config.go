@@ -109,7 +109,8 @@ func checkServer(server string) error {
 	return nil
 }
 
-// checkExec refuses an Exec without a command or a broker URL.
+// checkExec refuses an Exec without a command or a broker URL, or one that
+// allows a plain-http broker.
 func checkExec(e Exec) error {
 	if e.Command == "" {
 		return errors.New("no command; set --command to the path of the installed brokercred binary")
@@ -117,7 +118,27 @@ func checkExec(e Exec) error {
 	if e.BrokerURL == "" {
 		return errors.New("no broker URL; set --broker-url to the broker's get-target-token endpoint")
 	}
+	return checkNoInsecureHTTP(e.Options)
+}
+
+// checkNoInsecureHTTP refuses --insecure-http: it exists for loopback tests,
+// and a generated config is meant for clusters, where a plain-http broker
+// would carry the pod token in clear text.
+func checkNoInsecureHTTP(o plugin.Options) error {
+	if o.InsecureHTTP {
+		return errors.New("--insecure-http is for loopback tests only, and a generated config would send the pod token over plain http; leave --insecure-http (and BROKERCRED_INSECURE_HTTP) out and give an https --broker-url")
+	}
 	return nil
+}
+
+// checkNoTarget refuses --target in output shared by several clusters.
+// shared says what is shared ("a provider file serves every
+// ClusterProfile"); fix says how each cluster names its own target instead.
+func checkNoTarget(o plugin.Options, shared, fix string) error {
+	if o.Target == "" {
+		return nil
+	}
+	return fmt.Errorf("%s, so --target %q would send them all to one cluster; leave --target out and %s", shared, o.Target, fix)
 }
 
 // clusterConfigKey is the key of the cluster's exec config that names the

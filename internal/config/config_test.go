@@ -207,6 +207,9 @@ func TestExecArgsRoundTrip(t *testing.T) {
 	}
 }
 
+// insecureHTTP is the error every generator gives for --insecure-http.
+const insecureHTTP = "--insecure-http is for loopback tests only, and a generated config would send the pod token over plain http; leave --insecure-http (and BROKERCRED_INSECURE_HTTP) out"
+
 func TestErrors(t *testing.T) {
 	dir := t.TempDir()
 	notPEM := writeFile(t, dir, "not-pem.pem", "this is not a certificate\n")
@@ -246,6 +249,10 @@ func TestErrors(t *testing.T) {
 		{"cluster-info with target kubeconfig", Kubeconfig{
 			Cluster: Cluster{Name: "dev", Server: serverURL, ClusterInfo: true}, Exec: execWith(plugin.Options{BrokerURL: brokerURL, Target: "prod", ClusterConfigKey: "cluster"}),
 		}.YAML, `--cluster-info passes the cluster's name as config.cluster, so --target "prod"`},
+		{"insecure-http argocd-cluster", ArgoCDCluster{Cluster: ok, Exec: execWith(plugin.Options{BrokerURL: "http://127.0.0.1:8080/token", InsecureHTTP: true}), Namespace: "argocd"}.YAML, insecureHTTP},
+		{"insecure-http kubeconfig", Kubeconfig{Cluster: ok, Exec: execWith(plugin.Options{BrokerURL: brokerURL, InsecureHTTP: true})}.YAML, insecureHTTP},
+		{"insecure-http helm-values", HelmValues{Exec: execWith(plugin.Options{InsecureHTTP: true}), Image: DefaultImage}.YAML, insecureHTTP},
+		{"insecure-http provider", ClusterProfileProvider{Exec: execWith(plugin.Options{BrokerURL: brokerURL, InsecureHTTP: true}), ProviderName: "b"}.JSON, insecureHTTP},
 		{"provider no name", ClusterProfileProvider{Exec: exec}.JSON, "no provider name; set --provider-name"},
 		{"provider no broker URL", ClusterProfileProvider{Exec: execWith(plugin.Options{}), ProviderName: "b"}.JSON, "no broker URL; set --broker-url"},
 		{"provider no command", ClusterProfileProvider{Exec: Exec{Options: exec.Options}, ProviderName: "b"}.JSON, "no command; set --command"},

@@ -98,6 +98,9 @@ func (h HelmValues) values() (helmValues, error) {
 	if h.Image == "" {
 		return helmValues{}, fmt.Errorf("no image; set --image like %s", DefaultImage)
 	}
+	if err := checkNoInsecureHTTP(h.Options); err != nil {
+		return helmValues{}, err
+	}
 	c := h.component()
 	return helmValues{Controller: c, Server: c}, nil
 }
