@@ -181,7 +181,12 @@ func (c *kubeconfigCmd) Run() error { return printOutput(c.YAML()) }
 
 type helmValuesCmd struct{ config.HelmValues }
 
-func (c *helmValuesCmd) Run() error { return printOutput(c.YAML()) }
+// Run renders the values; without --image the initContainer runs this
+// binary's own release image.
+func (c *helmValuesCmd) Run() error {
+	c.Version = version
+	return printOutput(c.YAML())
+}
 
 type clusterProfileProviderCmd struct{ config.ClusterProfileProvider }
 

@@ -28,8 +28,9 @@ const (
 	DefaultCommand = "/custom-tools/brokercred"
 	// ExecAPIVersion is the ExecCredential version the generated configs ask for.
 	ExecAPIVersion = "client.authentication.k8s.io/v1"
-	// DefaultImage is the release image the initContainer runs.
-	DefaultImage = "ghcr.io/brokercred/brokercred:latest"
+	// ImageRepository holds the release images the initContainer runs, one
+	// tag per release version.
+	ImageRepository = "ghcr.io/brokercred/brokercred"
 	// ExecExtension is the kubeconfig cluster extension that client-go hands
 	// an exec plugin as spec.cluster.config when provideClusterInfo is set.
 	ExecExtension = "client.authentication.k8s.io/exec"
