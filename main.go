@@ -173,7 +173,9 @@ type configCmd struct {
 
 type argocdClusterCmd struct{ config.ArgoCDCluster }
 
-func (c *argocdClusterCmd) Run() error { return printOutput(c.YAML()) }
+// Run prints the Secret, or with --from-secret the converted Secrets, with
+// a line on stderr for each Secret left out.
+func (c *argocdClusterCmd) Run() error { return printOutput(c.Render(os.Stdin, os.Stderr)) }
 
 type kubeconfigCmd struct{ config.Kubeconfig }
 

@@ -45,8 +45,8 @@ type Exec struct {
 
 // Cluster is the remote cluster a generated config points at.
 type Cluster struct {
-	Name         string `name:"name" required:"" placeholder:"NAME" help:"Name of the remote cluster in Argo CD or the kubeconfig; also the broker target when --target is not set."`
-	Server       string `name:"server" required:"" placeholder:"URL" help:"https URL of the remote cluster's API server."`
+	Name         string `name:"name" placeholder:"NAME" help:"Name of the remote cluster in Argo CD or the kubeconfig; also the broker target when --target is not set."`
+	Server       string `name:"server" placeholder:"URL" help:"https URL of the remote cluster's API server."`
 	ServerCAFile string `name:"server-ca-file" placeholder:"FILE" help:"PEM CA bundle of the remote API server (default: the client's system roots)."`
 	// ClusterInfo names the target through client-go's cluster info
 	// (provideClusterInfo and the cluster's exec config) instead of

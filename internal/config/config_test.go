@@ -380,6 +380,8 @@ func TestGeneratorsAreKongCommands(t *testing.T) {
 	}{
 		{[]string{"argocd-cluster", "--name=dev", "--server=" + serverURL, "--cluster-info", "--broker-url=" + brokerURL},
 			func() bool { return cli.ArgocdCluster.ClusterInfo && cli.ArgocdCluster.Namespace == "argocd" }},
+		{[]string{"argocd-cluster", "--from-secret=-", "--broker-url=" + brokerURL},
+			func() bool { return cli.ArgocdCluster.FromSecret == "-" && cli.ArgocdCluster.Name == "" }},
 		{[]string{"kubeconfig", "--name=dev", "--server=" + serverURL, "--cluster-info", "--broker-url=" + brokerURL},
 			func() bool { return cli.Kubeconfig.ClusterInfo && cli.Kubeconfig.Command == DefaultCommand }},
 		{[]string{"helm-values", "--broker-url=" + brokerURL},
