@@ -177,7 +177,9 @@ type configCmd struct {
 
 type argocdClusterCmd struct{ config.ArgoCDCluster }
 
-func (c *argocdClusterCmd) Run() error { return printOutput(c.YAML()) }
+// Run prints the Secret, or with --from-secret the converted Secrets, with
+// a line on stderr for each Secret left out.
+func (c *argocdClusterCmd) Run() error { return printOutput(c.Render(os.Stdin, os.Stderr)) }
 
 type kubeconfigCmd struct{ config.Kubeconfig }
 
@@ -185,7 +187,12 @@ func (c *kubeconfigCmd) Run() error { return printOutput(c.YAML()) }
 
 type helmValuesCmd struct{ config.HelmValues }
 
-func (c *helmValuesCmd) Run() error { return printOutput(c.YAML()) }
+// Run renders the values; without --image the initContainer runs this
+// binary's own release image.
+func (c *helmValuesCmd) Run() error {
+	c.Version = version
+	return printOutput(c.YAML())
+}
 
 type clusterProfileProviderCmd struct{ config.ClusterProfileProvider }
 

@@ -3,9 +3,11 @@ package argocd
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"maps"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
@@ -15,6 +17,7 @@ import (
 
 	appv1 "github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd/api"
@@ -49,25 +52,39 @@ func newFleet(t *testing.T, names ...string) *fleet {
 // cluster with the broker flags a pod needs, plus extra flags.
 func (f *fleet) clusterSecret(t *testing.T, name string, extra ...string) []byte {
 	t.Helper()
-	args := append([]string{"config", "argocd-cluster",
+	args := append([]string{
 		"--name", name,
 		"--server", f.APIs[name].URL,
 		"--server-ca-file", f.APIs[name].CAFile(t.TempDir()),
+	}, extra...)
+	stdout, stderr := f.argocdCluster(t, nil, args...)
+	if stderr != "" {
+		t.Errorf("brokercred config argocd-cluster wrote on stderr: %s", stderr)
+	}
+	return stdout
+}
+
+// argocdCluster runs `brokercred config argocd-cluster` with the broker
+// flags a pod needs, plus args, reading stdin, and fails the test unless it
+// succeeds.
+func (f *fleet) argocdCluster(t *testing.T, stdin []byte, args ...string) (stdout []byte, stderr string) {
+	t.Helper()
+	args = append([]string{"config", "argocd-cluster",
 		"--command", f.Bin,
 		"--broker-url", f.Broker.URL,
 		"--ca-file", f.Broker.CAFile(f.Dir),
 		"--token-file", f.TokenFile,
 		"--cache-dir", f.cacheDir,
-	}, extra...)
+	}, args...)
 	ctx, cancel := context.WithTimeout(context.Background(), processTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, f.Bin, args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	var out, errOut bytes.Buffer
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(stdin), &out, &errOut
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("brokercred config argocd-cluster: %v\nstderr: %s", err, stderr.String())
+		t.Fatalf("brokercred config argocd-cluster: %v\nstderr: %s", err, errOut.String())
 	}
-	return stdout.Bytes()
+	return out.Bytes(), errOut.String()
 }
 
 // storedSecret parses a generated Secret and moves stringData into data,
@@ -78,6 +95,11 @@ func storedSecret(t *testing.T, manifest []byte) *corev1.Secret {
 	if err := yaml.UnmarshalStrict(manifest, &s); err != nil {
 		t.Fatalf("generated Secret does not parse as a core/v1 Secret: %v", err)
 	}
+	return stored(s)
+}
+
+// stored is s as the API server keeps it: stringData moved into data.
+func stored(s corev1.Secret) *corev1.Secret {
 	if s.Data == nil {
 		s.Data = map[string][]byte{}
 	}
@@ -282,4 +304,135 @@ func clusterConfig(t *testing.T, raw *runtime.RawExtension) map[string]string {
 		t.Fatalf("execProviderConfig.config is not a string map: %v", err)
 	}
 	return m
+}
+
+// Credentials of the Secrets a conversion starts from: a long-lived
+// ServiceAccount token, a basic-auth pair, a client certificate and key.
+const (
+	oldBearerToken = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJvbGQtc2EifQ.FAKEoldSAtoken-q7Wm2Xv9Lk4Rb"
+	oldPassword    = "FAKEpassword-Ht3nQ8zVc1"
+	oldCertData    = "FAKEclientCert-Ry6uP2wXe9"
+	oldKeyData     = "FAKEclientKey-Js4kN7dMf2"
+)
+
+// oldClusterSecret is a cluster Secret as kubectl get prints it before the
+// conversion: Argo CD's own ClusterConfig with a bearer token, basic auth
+// and a client certificate, the last-applied annotation that repeats the
+// token, and server-managed metadata.
+func (f *fleet) oldClusterSecret(t *testing.T, name string) corev1.Secret {
+	t.Helper()
+	ca, err := os.ReadFile(f.APIs[name].CAFile(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	config, err := json.Marshal(appv1.ClusterConfig{
+		BearerToken: oldBearerToken,
+		Username:    "admin",
+		Password:    oldPassword,
+		TLSClientConfig: appv1.TLSClientConfig{
+			CAData: ca, CertData: []byte(oldCertData), KeyData: []byte(oldKeyData),
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return corev1.Secret{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: name, Namespace: "argocd", ResourceVersion: "4711", UID: "0b6e6f2c-8c43-4d6f-9d0e-6a3c2f1e5b7a",
+			Labels: map[string]string{"argocd.argoproj.io/secret-type": "cluster", "example.com/clustername": name},
+			Annotations: map[string]string{
+				"kubectl.kubernetes.io/last-applied-configuration": `{"stringData":{"config":"{\"bearerToken\":\"` + oldBearerToken + `\"}"}}`,
+			},
+		},
+		Type: corev1.SecretTypeOpaque,
+		Data: map[string][]byte{"name": []byte(name), "server": []byte(f.APIs[name].URL), "project": []byte("platform"), "config": config},
+	}
+}
+
+// secretList is a kubectl List of Secrets.
+type secretList struct {
+	APIVersion string          `json:"apiVersion"`
+	Kind       string          `json:"kind"`
+	Metadata   metav1.ListMeta `json:"metadata"`
+	Items      []corev1.Secret `json:"items"`
+}
+
+// TestArgoCDConvertedSecrets converts two cluster Secrets that hold
+// long-lived credentials, as kubectl get -o yaml prints them, through
+// --from-secret on stdin; Argo CD's code path reads each converted Secret,
+// which holds no credential any more, and reaches its API server with a
+// token from the broker.
+func TestArgoCDConvertedSecrets(t *testing.T) {
+	f := newFleet(t, "east", "west")
+	in, err := yaml.Marshal(secretList{APIVersion: "v1", Kind: "List",
+		Items: []corev1.Secret{f.oldClusterSecret(t, "east"), f.oldClusterSecret(t, "west")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, stderr := f.argocdCluster(t, in, "--from-secret", "-")
+	if stderr != "" {
+		t.Errorf("conversion reported on stderr: %s", stderr)
+	}
+	for _, cred := range []string{oldBearerToken, oldPassword, oldCertData, oldKeyData} {
+		for _, form := range []string{cred, base64.StdEncoding.EncodeToString([]byte(cred))} {
+			if strings.Contains(string(out), form) || strings.Contains(stderr, form) {
+				t.Errorf("conversion output holds an old credential")
+			}
+		}
+	}
+	var converted secretList
+	if err := yaml.UnmarshalStrict(out, &converted); err != nil {
+		t.Fatalf("converted output does not parse as a List of core/v1 Secrets: %v", err)
+	}
+	if converted.Kind != "List" || len(converted.Items) != 2 {
+		t.Fatalf("converted output is a %s of %d items, want a List of 2", converted.Kind, len(converted.Items))
+	}
+	for _, s := range converted.Items {
+		name := s.Name
+		if s.ResourceVersion != "" || s.UID != "" || len(s.Annotations) != 0 || s.Labels["example.com/clustername"] != name {
+			t.Errorf("%s: metadata %+v, want the labels kept and no resourceVersion, uid or last-applied annotation", name, s.ObjectMeta)
+		}
+		cluster, err := secretToCluster(stored(s))
+		if err != nil {
+			t.Fatalf("%s: secretToCluster: %v", name, err)
+		}
+		cfg := cluster.Config
+		if cluster.Name != name || cluster.Server != f.APIs[name].URL || cluster.Project != "platform" {
+			t.Errorf("%s: cluster name %q server %q project %q, want them kept", name, cluster.Name, cluster.Server, cluster.Project)
+		}
+		if cfg.BearerToken != "" || cfg.Username != "" || cfg.Password != "" || cfg.CertData != nil || cfg.KeyData != nil || len(cfg.CAData) == 0 {
+			t.Errorf("%s: cluster config keeps a credential or lost its CA", name)
+		}
+		if cfg.ExecProviderConfig == nil || cfg.ExecProviderConfig.Command != f.Bin {
+			t.Fatalf("%s: execProviderConfig = %+v, want the brokercred binary", name, cfg.ExecProviderConfig)
+		}
+		for what, build := range map[string]func() (*rest.Config, error){
+			"RawRestConfig": cluster.RawRestConfig,
+			"RESTConfig":    cluster.RESTConfig,
+		} {
+			rc, err := build()
+			if err != nil {
+				t.Fatalf("%s: %s: %v", name, what, err)
+			}
+			if rc.BearerToken != "" || rc.Username != "" || rc.Password != "" {
+				t.Errorf("%s: %s carries a static credential", name, what)
+			}
+			got, err := testkit.ServerVersion(rc)
+			if err != nil {
+				t.Fatalf("%s: %s: ServerVersion: %v", name, what, err)
+			}
+			if got != apiVersion {
+				t.Errorf("%s: %s: server version %q, want %q", name, what, got, apiVersion)
+			}
+		}
+	}
+	if got := f.AskedTargets(); got != "east,west" {
+		t.Errorf("broker was asked for %q, want east,west once each (repeats from the cache)", got)
+	}
+	for name, api := range f.APIs {
+		if api.Accepted() == 0 || api.Rejected() != 0 {
+			t.Errorf("API server %s accepted %d and rejected %d requests, want some and none", name, api.Accepted(), api.Rejected())
+		}
+	}
 }

@@ -12,16 +12,20 @@ import (
 const SecretTypeLabel = "argocd.argoproj.io/secret-type"
 
 // ArgoCDCluster is an Argo CD cluster Secret whose execProviderConfig runs
-// brokercred for the cluster's token.
+// brokercred for the cluster's token. With FromSecret it is every cluster
+// Secret read from there, converted (see Render).
 type ArgoCDCluster struct {
 	Cluster
 	Exec
 
 	SecretName string   `name:"secret-name" placeholder:"NAME" help:"Name of the Secret (default: --name)."`
-	Namespace  string   `name:"namespace" default:"argocd" placeholder:"NS" help:"Namespace of the Secret: where Argo CD runs."`
+	Namespace  string   `name:"namespace" default:"argocd" placeholder:"NS" help:"Namespace of the Secret: where Argo CD runs (with --from-secret, of each Secret that names none)."`
 	Labels     []string `name:"label" sep:"none" placeholder:"KEY=VALUE" help:"Extra label on the Secret, for an ApplicationSet cluster generator's selector (repeatable)."`
 	Project    string   `name:"project" placeholder:"PROJECT" help:"Argo CD project the cluster belongs to (default: none, any project)."`
 	Namespaces []string `name:"namespaces" placeholder:"NS" help:"Namespaces Argo CD may manage in the cluster, comma separated (default: all)."`
+	// FromSecret is the file of cluster Secrets to convert, "-" for stdin;
+	// empty means generate one Secret from the flags.
+	FromSecret string `name:"from-secret" placeholder:"FILE" help:"Convert the cluster Secrets in FILE (- for stdin; a Secret or a List, as kubectl get secret -o yaml or -o json prints them): keep their name, server, project, namespaces and TLS settings, drop every credential, add brokercred's execProviderConfig. --name and --server then come from each Secret."`
 }
 
 // YAML renders the Secret.
@@ -43,9 +47,10 @@ type secret struct {
 }
 
 type objectMeta struct {
-	Name      string            `json:"name"`
-	Namespace string            `json:"namespace,omitempty"`
-	Labels    map[string]string `json:"labels,omitempty"`
+	Name        string            `json:"name"`
+	Namespace   string            `json:"namespace,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
 // clusterConfig is the JSON in the Secret's config key, as Argo CD's
@@ -66,9 +71,12 @@ type execConfig struct {
 	Config             map[string]string `json:"config,omitempty"`
 }
 
+// tlsClientConfig is the part of Argo CD's TLSClientConfig that holds no
+// credential: never certData or keyData.
 type tlsClientConfig struct {
-	Insecure bool   `json:"insecure"`
-	CAData   []byte `json:"caData,omitempty"` // base64 of the PEM, by encoding/json
+	Insecure   bool   `json:"insecure"`
+	ServerName string `json:"serverName,omitempty"`
+	CAData     []byte `json:"caData,omitempty"` // base64 of the PEM, by encoding/json
 }
 
 // argoCDInstallHint tells how the binary gets into Argo CD's containers.
@@ -90,21 +98,11 @@ func (a ArgoCDCluster) secret() (secret, error) {
 	if err != nil {
 		return secret{}, err
 	}
-	cfg, err := json.MarshalIndent(clusterConfig{
-		ExecProviderConfig: execConfig{
-			Command:            r.command,
-			Args:               r.args,
-			APIVersion:         ExecAPIVersion,
-			InstallHint:        installHint(r.command, argoCDInstallHint),
-			ProvideClusterInfo: r.clusterConfig != nil,
-			Config:             r.clusterConfig,
-		},
-		TLSClientConfig: tlsClientConfig{CAData: r.caPEM},
-	}, "", "  ")
+	cfg, err := r.config(tlsClientConfig{CAData: r.caPEM})
 	if err != nil {
-		return secret{}, fmt.Errorf("render cluster config: %w", err)
+		return secret{}, err
 	}
-	data := map[string]string{"name": r.name, "server": r.server, "config": string(cfg) + "\n"}
+	data := map[string]string{"name": r.name, "server": r.server, "config": cfg}
 	if a.Project != "" {
 		data["project"] = a.Project
 	}
@@ -118,6 +116,26 @@ func (a ArgoCDCluster) secret() (secret, error) {
 		Type:       "Opaque",
 		StringData: data,
 	}, nil
+}
+
+// config renders the Secret's config key: the execProviderConfig that runs
+// brokercred for r, and tls.
+func (r remote) config(tls tlsClientConfig) (string, error) {
+	cfg, err := json.MarshalIndent(clusterConfig{
+		ExecProviderConfig: execConfig{
+			Command:            r.command,
+			Args:               r.args,
+			APIVersion:         ExecAPIVersion,
+			InstallHint:        installHint(r.command, argoCDInstallHint),
+			ProvideClusterInfo: r.clusterConfig != nil,
+			Config:             r.clusterConfig,
+		},
+		TLSClientConfig: tls,
+	}, "", "  ")
+	if err != nil {
+		return "", fmt.Errorf("render cluster config: %w", err)
+	}
+	return string(cfg) + "\n", nil
 }
 
 // labels parses the --label flags and adds the cluster secret-type label.

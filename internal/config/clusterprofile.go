@@ -68,8 +68,9 @@ func (p ClusterProfileProvider) file() (providerFile, error) {
 	if err := checkExec(p.Exec); err != nil {
 		return providerFile{}, err
 	}
-	if p.Target != "" {
-		return providerFile{}, fmt.Errorf("a provider file serves every ClusterProfile, so --target %q would send them all to one cluster; leave --target out and give each ClusterProfile the %s extension {%q: NAME}", p.Target, ExecExtension, clusterConfigKey(p.Options))
+	if err := checkNoTarget(p.Options, "a provider file serves every ClusterProfile",
+		fmt.Sprintf("give each ClusterProfile the %s extension {%q: NAME}", ExecExtension, clusterConfigKey(p.Options))); err != nil {
+		return providerFile{}, err
 	}
 	return providerFile{Providers: []provider{{
 		Name: p.ProviderName,

@@ -28,8 +28,9 @@ const (
 	DefaultCommand = "/custom-tools/brokercred"
 	// ExecAPIVersion is the ExecCredential version the generated configs ask for.
 	ExecAPIVersion = "client.authentication.k8s.io/v1"
-	// DefaultImage is the release image the initContainer runs.
-	DefaultImage = "ghcr.io/brokercred/brokercred:latest"
+	// ImageRepository holds the release images the initContainer runs, one
+	// tag per release version.
+	ImageRepository = "ghcr.io/brokercred/brokercred"
 	// ExecExtension is the kubeconfig cluster extension that client-go hands
 	// an exec plugin as spec.cluster.config when provideClusterInfo is set.
 	ExecExtension = "client.authentication.k8s.io/exec"
@@ -44,8 +45,8 @@ type Exec struct {
 
 // Cluster is the remote cluster a generated config points at.
 type Cluster struct {
-	Name         string `name:"name" required:"" placeholder:"NAME" help:"Name of the remote cluster in Argo CD or the kubeconfig; also the broker target when --target is not set."`
-	Server       string `name:"server" required:"" placeholder:"URL" help:"https URL of the remote cluster's API server."`
+	Name         string `name:"name" placeholder:"NAME" help:"Name of the remote cluster in Argo CD or the kubeconfig; also the broker target when --target is not set."`
+	Server       string `name:"server" placeholder:"URL" help:"https URL of the remote cluster's API server."`
 	ServerCAFile string `name:"server-ca-file" placeholder:"FILE" help:"PEM CA bundle of the remote API server (default: the client's system roots)."`
 	// ClusterInfo names the target through client-go's cluster info
 	// (provideClusterInfo and the cluster's exec config) instead of
@@ -109,7 +110,8 @@ func checkServer(server string) error {
 	return nil
 }
 
-// checkExec refuses an Exec without a command or a broker URL.
+// checkExec refuses an Exec without a command or a broker URL, or one that
+// allows a plain-http broker.
 func checkExec(e Exec) error {
 	if e.Command == "" {
 		return errors.New("no command; set --command to the path of the installed brokercred binary")
@@ -117,7 +119,27 @@ func checkExec(e Exec) error {
 	if e.BrokerURL == "" {
 		return errors.New("no broker URL; set --broker-url to the broker's get-target-token endpoint")
 	}
+	return checkNoInsecureHTTP(e.Options)
+}
+
+// checkNoInsecureHTTP refuses --insecure-http: it exists for loopback tests,
+// and a generated config is meant for clusters, where a plain-http broker
+// would carry the pod token in clear text.
+func checkNoInsecureHTTP(o token.Options) error {
+	if o.InsecureHTTP {
+		return errors.New("--insecure-http is for loopback tests only, and a generated config would send the pod token over plain http; leave --insecure-http (and BROKERCRED_INSECURE_HTTP) out and give an https --broker-url")
+	}
 	return nil
+}
+
+// checkNoTarget refuses --target in output shared by several clusters.
+// shared says what is shared ("a provider file serves every
+// ClusterProfile"); fix says how each cluster names its own target instead.
+func checkNoTarget(o token.Options, shared, fix string) error {
+	if o.Target == "" {
+		return nil
+	}
+	return fmt.Errorf("%s, so --target %q would send them all to one cluster; leave --target out and %s", shared, o.Target, fix)
 }
 
 // clusterConfigKey is the key of the cluster's exec config that names the

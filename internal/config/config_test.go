@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/alecthomas/kong"
+	corev1 "k8s.io/api/core/v1"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"sigs.k8s.io/yaml"
 
 	"github.com/brokercred/brokercred/internal/broker"
 	"github.com/brokercred/brokercred/internal/token"
@@ -72,13 +74,19 @@ func TestGolden(t *testing.T) {
 			Cluster: devInfo,
 			Exec:    Exec{Command: "/usr/local/bin/brokercred", Options: token.Options{BrokerURL: brokerURL}},
 		}.YAML},
-		{"helm-values.yaml", HelmValues{Exec: execWith(token.Options{}), Image: DefaultImage}.YAML},
+		{"helm-values.yaml", HelmValues{Exec: execWith(token.Options{}), Version: "1.2.3"}.YAML},
 		{"helm-values-broker.yaml", HelmValues{
 			Exec: Exec{Command: "/tools/brokercred", Options: token.Options{
 				BrokerURL: brokerURL, CAFile: "/etc/broker/ca.pem", CacheDir: "/tmp/brokercred", RefreshMargin: 20 * time.Second,
 				AllowedTargets: []string{"dev-*", "prod-east"},
 			}},
-			Image: "registry.example.com/brokercred:v1.0.0",
+			Image:       "registry.example.com/brokercred@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+			CAConfigMap: "broker-ca:bundle.pem",
+			Version:     "dev",
+		}.YAML},
+		{"helm-values-ca.yaml", HelmValues{
+			Exec:        execWith(token.Options{BrokerURL: brokerURL, CAFile: "/etc/brokercred/ca.crt"}),
+			CAConfigMap: "broker-ca", Version: "1.2.3",
 		}.YAML},
 		{"clusterprofile-provider.json", ClusterProfileProvider{
 			Exec: execWith(token.Options{BrokerURL: brokerURL}), ProviderName: DefaultProviderName,
@@ -210,6 +218,15 @@ func TestExecArgsRoundTrip(t *testing.T) {
 	}
 }
 
+// insecureHTTP is the error every generator gives for --insecure-http.
+const insecureHTTP = "--insecure-http is for loopback tests only, and a generated config would send the pod token over plain http; leave --insecure-http (and BROKERCRED_INSECURE_HTTP) out"
+
+// helmCA is HelmValues for a release that mount the ConfigMap key configMap
+// at caFile.
+func helmCA(configMap, caFile string) HelmValues {
+	return HelmValues{Exec: execWith(token.Options{CAFile: caFile}), CAConfigMap: configMap, Version: "1.2.3"}
+}
+
 func TestErrors(t *testing.T) {
 	dir := t.TempDir()
 	notPEM := writeFile(t, dir, "not-pem.pem", "this is not a certificate\n")
@@ -241,14 +258,33 @@ func TestErrors(t *testing.T) {
 		{"label bad value", argo(ok, "env=not ok").YAML, `label value "not ok" is invalid (`},
 		{"label secret-type", argo(ok, SecretTypeLabel+"=repository").YAML, "label argocd.argoproj.io/secret-type is set by brokercred to cluster; leave it out"},
 		{"bad secret name", argo(Cluster{Name: "Dev_Cluster", Server: serverURL}).YAML, `"Dev_Cluster" is not a valid Secret name (`},
-		{"helm relative command", HelmValues{Exec: Exec{Command: "brokercred"}, Image: DefaultImage}.YAML, `command "brokercred" is not an absolute path ending in /brokercred`},
-		{"helm no image", HelmValues{Exec: execWith(token.Options{})}.YAML, "no image; set --image"},
+		{"helm relative command", HelmValues{Exec: Exec{Command: "brokercred"}, Version: "1.2.3"}.YAML, `command "brokercred" is not an absolute path ending in /brokercred`},
+		{"helm dev build without image", HelmValues{Exec: execWith(token.Options{}), Version: "dev"}.YAML,
+			`this brokercred is a development build (version "dev") and has no release image; set --image`},
+		{"helm no version without image", HelmValues{Exec: execWith(token.Options{})}.YAML, `development build (version "") and has no release image; set --image`},
+		{"helm version not a tag", HelmValues{Exec: execWith(token.Options{}), Version: "1.2.3+dirty"}.YAML, `development build (version "1.2.3+dirty")`},
+		{"helm with target", HelmValues{Exec: execWith(token.Options{Target: "dev"}), Version: "1.2.3"}.YAML,
+			`Helm values serve every cluster Secret, so --target "dev" would send them all to one cluster; leave --target out`},
+		{"helm ca-configmap without ca-file", HelmValues{Exec: execWith(token.Options{}), CAConfigMap: "broker-ca", Version: "1.2.3"}.YAML,
+			"--ca-configmap mounts the broker's CA at --ca-file, which is not set; set --ca-file"},
+		{"helm ca-configmap bad name", helmCA("Broker_CA", "/etc/brokercred/ca.crt").YAML, `--ca-configmap "Broker_CA" does not name a ConfigMap (`},
+		{"helm ca-configmap empty name", helmCA(":ca.crt", "/etc/brokercred/ca.crt").YAML, `--ca-configmap ":ca.crt" does not name a ConfigMap (`},
+		{"helm ca-configmap bad key", helmCA("broker-ca:ca/crt", "/etc/brokercred/ca.crt").YAML, `--ca-configmap key "ca/crt" is not a ConfigMap key (`},
+		{"helm ca-file relative", helmCA("broker-ca", "ca.crt").YAML, `--ca-file "ca.crt" is not a clean absolute path, so the CA cannot be mounted there; set --ca-file`},
+		{"helm ca-file unclean", helmCA("broker-ca", "/etc/brokercred/../ca.crt").YAML, `--ca-file "/etc/brokercred/../ca.crt" is not a clean absolute path`},
+		{"helm ca-file in tools dir", helmCA("broker-ca", "/custom-tools/ca.crt").YAML,
+			"--ca-file /custom-tools/ca.crt lies in /custom-tools, which holds brokercred's own emptyDir; set --ca-file outside it"},
+		{"helm ca-file in cache dir", helmCA("broker-ca", DefaultCacheDir+"/ca.crt").YAML, "lies in " + DefaultCacheDir + ", which holds brokercred's own emptyDir"},
 		{"cluster-info with target", ArgoCDCluster{
 			Cluster: Cluster{Name: "dev", Server: serverURL, ClusterInfo: true}, Exec: execWith(token.Options{BrokerURL: brokerURL, Target: "dev"}),
 		}.YAML, `--cluster-info passes the cluster's name as config.clusterName, so --target "dev" would be ignored or refused; leave --target out`},
 		{"cluster-info with target kubeconfig", Kubeconfig{
 			Cluster: Cluster{Name: "dev", Server: serverURL, ClusterInfo: true}, Exec: execWith(token.Options{BrokerURL: brokerURL, Target: "prod", ClusterConfigKey: "cluster"}),
 		}.YAML, `--cluster-info passes the cluster's name as config.cluster, so --target "prod"`},
+		{"insecure-http argocd-cluster", ArgoCDCluster{Cluster: ok, Exec: execWith(token.Options{BrokerURL: "http://127.0.0.1:8080/token", InsecureHTTP: true}), Namespace: "argocd"}.YAML, insecureHTTP},
+		{"insecure-http kubeconfig", Kubeconfig{Cluster: ok, Exec: execWith(token.Options{BrokerURL: brokerURL, InsecureHTTP: true})}.YAML, insecureHTTP},
+		{"insecure-http helm-values", HelmValues{Exec: execWith(token.Options{InsecureHTTP: true}), Version: "1.2.3"}.YAML, insecureHTTP},
+		{"insecure-http provider", ClusterProfileProvider{Exec: execWith(token.Options{BrokerURL: brokerURL, InsecureHTTP: true}), ProviderName: "b"}.JSON, insecureHTTP},
 		{"provider no name", ClusterProfileProvider{Exec: exec}.JSON, "no provider name; set --provider-name"},
 		{"provider no broker URL", ClusterProfileProvider{Exec: execWith(token.Options{}), ProviderName: "b"}.JSON, "no broker URL; set --broker-url"},
 		{"provider no command", ClusterProfileProvider{Exec: Exec{Options: exec.Options}, ProviderName: "b"}.JSON, "no command; set --command"},
@@ -347,10 +383,17 @@ func TestGeneratorsAreKongCommands(t *testing.T) {
 	}{
 		{[]string{"argocd-cluster", "--name=dev", "--server=" + serverURL, "--cluster-info", "--broker-url=" + brokerURL},
 			func() bool { return cli.ArgocdCluster.ClusterInfo && cli.ArgocdCluster.Namespace == "argocd" }},
+		{[]string{"argocd-cluster", "--from-secret=-", "--broker-url=" + brokerURL},
+			func() bool { return cli.ArgocdCluster.FromSecret == "-" && cli.ArgocdCluster.Name == "" }},
 		{[]string{"kubeconfig", "--name=dev", "--server=" + serverURL, "--cluster-info", "--broker-url=" + brokerURL},
 			func() bool { return cli.Kubeconfig.ClusterInfo && cli.Kubeconfig.Command == DefaultCommand }},
 		{[]string{"helm-values", "--broker-url=" + brokerURL},
-			func() bool { return cli.HelmValues.Image == DefaultImage }},
+			func() bool { return cli.HelmValues.Image == "" && cli.HelmValues.CAConfigMap == "" }},
+		{[]string{"helm-values", "--ca-file=/etc/brokercred/ca.crt", "--ca-configmap=broker-ca", "--image=registry.example.com/brokercred@sha256:0123"},
+			func() bool {
+				h := cli.HelmValues
+				return h.CAConfigMap == "broker-ca" && h.CAFile == "/etc/brokercred/ca.crt" && h.Image == "registry.example.com/brokercred@sha256:0123"
+			}},
 		{[]string{"clusterprofile-provider", "--broker-url=" + brokerURL}, func() bool {
 			p := cli.ClusterprofileProvider
 			return p.ProviderName == DefaultProviderName && p.Command == DefaultCommand && p.BrokerURL == brokerURL
@@ -362,6 +405,60 @@ func TestGeneratorsAreKongCommands(t *testing.T) {
 		}
 		if !tc.check() {
 			t.Errorf("parse %q: %+v, want the flags given and the defaults", tc.args, cli)
+		}
+	}
+}
+
+// TestHelmValuesParseAsPodSpec reads the values into core/v1's own types,
+// strictly, as the chart puts them into the controller's and the server's
+// pod specs, and checks what runs brokercred mounts: its tools read-only
+// (only the initContainer writes them), the cache in memory, the broker CA
+// from the ConfigMap at --ca-file.
+func TestHelmValuesParseAsPodSpec(t *testing.T) {
+	out, err := HelmValues{
+		Exec:        execWith(token.Options{BrokerURL: brokerURL, CAFile: "/etc/brokercred/ca.crt"}),
+		CAConfigMap: "broker-ca", Version: "1.2.3",
+	}.YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	type podParts struct {
+		InitContainers []corev1.Container   `json:"initContainers"`
+		Volumes        []corev1.Volume      `json:"volumes"`
+		VolumeMounts   []corev1.VolumeMount `json:"volumeMounts"`
+		Env            []corev1.EnvVar      `json:"env"`
+	}
+	var values struct {
+		Controller podParts `json:"controller"`
+		Server     podParts `json:"server"`
+	}
+	if err := yaml.UnmarshalStrict(out, &values); err != nil {
+		t.Fatalf("values do not parse as core/v1 pod spec parts: %v", err)
+	}
+	for name, c := range map[string]podParts{"controller": values.Controller, "server": values.Server} {
+		mounts := map[string]corev1.VolumeMount{}
+		for _, m := range c.VolumeMounts {
+			mounts[m.Name] = m
+		}
+		if m := mounts[ToolsVolume]; m.MountPath != "/custom-tools" || !m.ReadOnly {
+			t.Errorf("%s: tools mount %+v, want /custom-tools read-only", name, m)
+		}
+		if m := mounts[CAVolume]; m.MountPath != "/etc/brokercred/ca.crt" || m.SubPath != DefaultCAKey || !m.ReadOnly {
+			t.Errorf("%s: CA mount %+v, want key %s at /etc/brokercred/ca.crt read-only", name, m, DefaultCAKey)
+		}
+		if len(c.InitContainers) != 1 || c.InitContainers[0].Image != ImageRepository+":1.2.3" ||
+			len(c.InitContainers[0].VolumeMounts) != 1 || c.InitContainers[0].VolumeMounts[0].ReadOnly {
+			t.Errorf("%s: initContainers %+v, want one running %s:1.2.3 that writes the tools volume", name, c.InitContainers, ImageRepository)
+		}
+		volumes := map[string]corev1.VolumeSource{}
+		for _, v := range c.Volumes {
+			volumes[v.Name] = v.VolumeSource
+		}
+		if v := volumes[CacheVolume].EmptyDir; v == nil || v.Medium != corev1.StorageMediumMemory || v.SizeLimit == nil || v.SizeLimit.String() != cacheSizeLimit {
+			t.Errorf("%s: cache volume %+v, want an emptyDir in memory limited to %s", name, volumes[CacheVolume], cacheSizeLimit)
+		}
+		if v := volumes[CAVolume].ConfigMap; v == nil || v.Name != "broker-ca" {
+			t.Errorf("%s: CA volume %+v, want ConfigMap broker-ca", name, volumes[CAVolume])
 		}
 	}
 }

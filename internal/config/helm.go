@@ -1,9 +1,13 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"path"
+	"regexp"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 const (
@@ -12,8 +16,18 @@ const (
 	// CacheVolume is the emptyDir that holds the token cache, shared by the
 	// processes of one container.
 	CacheVolume = "brokercred-cache"
+	// CAVolume is the ConfigMap volume that holds the broker's CA bundle
+	// when --ca-configmap is set.
+	CAVolume = "brokercred-broker-ca"
 	// DefaultCacheDir is where CacheVolume is mounted when --cache-dir is not set.
 	DefaultCacheDir = "/var/cache/brokercred"
+	// DefaultCAKey is the ConfigMap key --ca-configmap mounts when it names
+	// none: the key of kube-root-ca.crt and of most CA bundle ConfigMaps.
+	DefaultCAKey = "ca.crt"
+	// cacheSizeLimit bounds the memory-backed cache. An entry is a few KiB,
+	// so this holds thousands; the volume counts against the container's
+	// memory limit.
+	cacheSizeLimit = "8Mi"
 	// cacheDirEnv is the environment variable that points brokercred at the cache.
 	cacheDirEnv = "BROKERCRED_CACHE_DIR"
 )
@@ -21,10 +35,17 @@ const (
 // HelmValues are values for the argo-cd Helm chart that install brokercred
 // into the application controller and the server, the two components that
 // talk to clusters: an initContainer copies the binary from Image into a
-// shared emptyDir, and a second emptyDir holds the token cache.
+// shared emptyDir, mounted read-only where brokercred runs, a memory-backed
+// emptyDir holds the token cache, and with CAConfigMap a ConfigMap provides
+// the broker's CA at --ca-file.
 type HelmValues struct {
 	Exec
-	Image string `name:"image" default:"ghcr.io/brokercred/brokercred:latest" placeholder:"IMAGE" help:"Image of the initContainer that installs brokercred."`
+	Image       string `name:"image" placeholder:"IMAGE" help:"Image of the initContainer that installs brokercred, by tag or by digest (REPO@sha256:…) (default: ghcr.io/brokercred/brokercred:VERSION, the release of this binary)."`
+	CAConfigMap string `name:"ca-configmap" placeholder:"NAME[:KEY]" help:"ConfigMap key holding the broker's CA bundle, mounted read-only at --ca-file in the controller and the server (KEY default: ca.crt)."`
+	// Version is the brokercred release whose image the initContainer runs
+	// when Image is empty. "" or "dev", a development build, has no release
+	// image, so Image must be set then.
+	Version string `kong:"-"`
 }
 
 // helmValues holds the chart keys HelmValues sets.
@@ -67,14 +88,29 @@ type seccompProfile struct {
 	Type string `json:"type"`
 }
 
+// volume is a pod volume: an emptyDir or a ConfigMap.
 type volume struct {
-	Name     string   `json:"name"`
-	EmptyDir struct{} `json:"emptyDir"`
+	Name      string           `json:"name"`
+	EmptyDir  *emptyDirSource  `json:"emptyDir,omitempty"`
+	ConfigMap *configMapSource `json:"configMap,omitempty"`
+}
+
+// emptyDirSource is an emptyDir; the zero value is one on the node's disk
+// without a size limit.
+type emptyDirSource struct {
+	Medium    string `json:"medium,omitempty"`
+	SizeLimit string `json:"sizeLimit,omitempty"`
+}
+
+type configMapSource struct {
+	Name string `json:"name"`
 }
 
 type volumeMount struct {
 	Name      string `json:"name"`
 	MountPath string `json:"mountPath"`
+	SubPath   string `json:"subPath,omitempty"`
+	ReadOnly  bool   `json:"readOnly,omitempty"`
 }
 
 type envVar struct {
@@ -95,28 +131,93 @@ func (h HelmValues) values() (helmValues, error) {
 	if !path.IsAbs(h.Command) || path.Base(h.Command) != "brokercred" {
 		return helmValues{}, fmt.Errorf("command %q is not an absolute path ending in /brokercred, the name install writes; set --command like %s", h.Command, DefaultCommand)
 	}
-	if h.Image == "" {
-		return helmValues{}, fmt.Errorf("no image; set --image like %s", DefaultImage)
+	if err := checkNoInsecureHTTP(h.Options); err != nil {
+		return helmValues{}, err
 	}
-	c := h.component()
+	if err := checkNoTarget(h.Options, "Helm values serve every cluster Secret", "let each cluster Secret name its target (brokercred config argocd-cluster --name NAME)"); err != nil {
+		return helmValues{}, err
+	}
+	image, err := h.image()
+	if err != nil {
+		return helmValues{}, err
+	}
+	ca, err := h.caMount()
+	if err != nil {
+		return helmValues{}, err
+	}
+	c := h.component(image, ca)
 	return helmValues{Controller: c, Server: c}, nil
 }
 
-// component wires one Argo CD component: the install initContainer, both
-// volumes, their mounts, and the broker settings as environment variables.
-func (h HelmValues) component() component {
-	toolsDir := path.Dir(h.Command)
-	cacheDir := h.CacheDir
-	if cacheDir == "" {
-		cacheDir = DefaultCacheDir
+// releaseTag matches a version that can be an image tag.
+var releaseTag = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+
+// image is Image, or the release image of Version.
+func (h HelmValues) image() (string, error) {
+	if h.Image != "" {
+		return h.Image, nil
 	}
-	tools := volumeMount{Name: ToolsVolume, MountPath: toolsDir}
-	return component{
+	if h.Version == "" || h.Version == "dev" || !releaseTag.MatchString(h.Version) {
+		return "", fmt.Errorf("this brokercred is a development build (version %q) and has no release image; set --image to a brokercred image you built or a release, like %s:1.0.0 or %s@sha256:…", h.Version, ImageRepository, ImageRepository)
+	}
+	return ImageRepository + ":" + h.Version, nil
+}
+
+// caSource is the ConfigMap key mounted at the broker CA file.
+type caSource struct {
+	configMap, key, file string
+}
+
+// caMount reads CAConfigMap; nil when it is empty.
+func (h HelmValues) caMount() (*caSource, error) {
+	if h.CAConfigMap == "" {
+		return nil, nil
+	}
+	name, key, _ := strings.Cut(h.CAConfigMap, ":")
+	if key == "" {
+		key = DefaultCAKey
+	}
+	if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
+		return nil, fmt.Errorf("--ca-configmap %q does not name a ConfigMap (%s); pass --ca-configmap NAME or NAME:KEY, like broker-ca:%s", h.CAConfigMap, errs[0], DefaultCAKey)
+	}
+	if errs := validation.IsConfigMapKey(key); len(errs) > 0 {
+		return nil, fmt.Errorf("--ca-configmap key %q is not a ConfigMap key (%s); pass --ca-configmap NAME:KEY, like broker-ca:%s", key, errs[0], DefaultCAKey)
+	}
+	file := h.CAFile
+	switch {
+	case file == "":
+		return nil, errors.New("--ca-configmap mounts the broker's CA at --ca-file, which is not set; set --ca-file to where the CA should appear, like /etc/brokercred/ca.crt")
+	case !path.IsAbs(file) || path.Clean(file) != file:
+		return nil, fmt.Errorf("--ca-file %q is not a clean absolute path, so the CA cannot be mounted there; set --ca-file like /etc/brokercred/ca.crt", file)
+	}
+	for _, dir := range []string{path.Dir(h.Command), h.cacheDir()} {
+		if file == dir || strings.HasPrefix(file, dir+"/") {
+			return nil, fmt.Errorf("--ca-file %s lies in %s, which holds brokercred's own emptyDir; set --ca-file outside it, like /etc/brokercred/ca.crt", file, dir)
+		}
+	}
+	return &caSource{configMap: name, key: key, file: file}, nil
+}
+
+// cacheDir is where CacheVolume is mounted.
+func (h HelmValues) cacheDir() string {
+	if h.CacheDir == "" {
+		return DefaultCacheDir
+	}
+	return h.CacheDir
+}
+
+// component wires one Argo CD component: the install initContainer, the
+// volumes, their mounts (read-only where brokercred runs), and the broker
+// settings as environment variables. ca may be nil.
+func (h HelmValues) component(image string, ca *caSource) component {
+	toolsDir := path.Dir(h.Command)
+	cacheDir := h.cacheDir()
+	c := component{
 		InitContainers: []container{{
 			Name:         "install-brokercred",
-			Image:        h.Image,
+			Image:        image,
 			Command:      []string{"/brokercred", "install", toolsDir},
-			VolumeMounts: []volumeMount{tools},
+			VolumeMounts: []volumeMount{{Name: ToolsVolume, MountPath: toolsDir}},
 			SecurityContext: securityContext{
 				RunAsNonRoot:   true,
 				Capabilities:   capabilities{Drop: []string{"ALL"}},
@@ -125,10 +226,21 @@ func (h HelmValues) component() component {
 				ReadOnlyRootFilesystem: true,
 			},
 		}},
-		Volumes:      []volume{{Name: ToolsVolume}, {Name: CacheVolume}},
-		VolumeMounts: []volumeMount{tools, {Name: CacheVolume, MountPath: cacheDir}},
-		Env:          h.env(cacheDir),
+		Volumes: []volume{
+			{Name: ToolsVolume, EmptyDir: &emptyDirSource{}},
+			{Name: CacheVolume, EmptyDir: &emptyDirSource{Medium: "Memory", SizeLimit: cacheSizeLimit}},
+		},
+		VolumeMounts: []volumeMount{
+			{Name: ToolsVolume, MountPath: toolsDir, ReadOnly: true},
+			{Name: CacheVolume, MountPath: cacheDir},
+		},
+		Env: h.env(cacheDir),
 	}
+	if ca != nil {
+		c.Volumes = append(c.Volumes, volume{Name: CAVolume, ConfigMap: &configMapSource{Name: ca.configMap}})
+		c.VolumeMounts = append(c.VolumeMounts, volumeMount{Name: CAVolume, MountPath: ca.file, SubPath: ca.key, ReadOnly: true})
+	}
+	return c
 }
 
 // env is the cache dir and every broker flag that differs from its default,
