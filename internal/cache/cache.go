@@ -65,7 +65,8 @@ type Entry struct {
 	Label   Label     `json:"label"`
 	Token   string    `json:"token"`
 	Expiry  time.Time `json:"expiry"`
-	Issued  time.Time `json:"issued"` // when brokercred obtained the token
+	Issued  time.Time `json:"issued"`           // when brokercred obtained the token
+	Forced  bool      `json:"forced,omitempty"` // fetched because the previous token was refused
 }
 
 // Cache is an open cache directory. The zero value is not usable; use Open.
@@ -205,16 +206,17 @@ func (c *Cache) Lock(ctx context.Context, k Key) (unlock func(), err error) {
 	return func() { _ = l.Unlock() }, nil
 }
 
-// Put stores token for k, obtained at issued and good until expiry,
-// atomically: a temp file renamed over the entry, so a reader sees the old
+// Put stores e's token for k (obtained at e.Issued, good until e.Expiry;
+// its Version and Name are set here) atomically: a temp file renamed over
+// the entry, so a reader sees the old
 // entry or the new, never half of one. It forgets whom the old entry was
 // served to (see Served). The file is not fsynced: after a power loss an
 // entry may come back empty or truncated, which Get treats as a miss, and an
 // fsync would cost every miss tens of milliseconds while the herd waits on
 // the lock.
-func (c *Cache) Put(k Key, token string, expiry, issued time.Time) error {
+func (c *Cache) Put(k Key, e Entry) error {
 	name := k.name()
-	e := Entry{Version: formatVersion, Name: name, Label: k.Label, Token: token, Expiry: expiry.UTC(), Issued: issued.UTC()}
+	e.Version, e.Name, e.Label, e.Expiry, e.Issued = formatVersion, name, k.Label, e.Expiry.UTC(), e.Issued.UTC()
 	data, err := json.Marshal(e)
 	if err != nil {
 		return fmt.Errorf("encode cache entry: %w", err)

@@ -36,7 +36,7 @@ func TestPutGet(t *testing.T) {
 	if _, err := c.Get(key, now); err == nil || err.Error() != "no entry" {
 		t.Fatalf("empty cache: err = %v, want no entry", err)
 	}
-	if err := c.Put(key, "tok", now.Add(time.Minute), now); err != nil {
+	if err := c.Put(key, Entry{Token: "tok", Expiry: now.Add(time.Minute), Issued: now}); err != nil {
 		t.Fatal(err)
 	}
 	e, err := c.Get(key, now.Add(59*time.Second))
@@ -77,7 +77,7 @@ func TestBadEntriesAreIgnored(t *testing.T) {
 			}
 		}, "entry has loose permissions"},
 		{"copied from another key", func(t *testing.T, c *Cache, p string) {
-			if err := c.Put(keyFor("prod"), "prod-token", now.Add(time.Hour), now); err != nil {
+			if err := c.Put(keyFor("prod"), Entry{Token: "prod-token", Expiry: now.Add(time.Hour), Issued: now}); err != nil {
 				t.Fatal(err)
 			}
 			if err := os.Rename(c.entryPath(keyFor("prod")), p); err != nil {
@@ -106,14 +106,14 @@ func TestBadEntriesAreIgnored(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := open(t, t.TempDir())
-			if err := c.Put(key, "tok", now.Add(time.Hour), now); err != nil {
+			if err := c.Put(key, Entry{Token: "tok", Expiry: now.Add(time.Hour), Issued: now}); err != nil {
 				t.Fatal(err)
 			}
 			tc.damage(t, c, c.entryPath(key))
 			if _, err := c.Get(key, now); err == nil || !strings.HasPrefix(err.Error(), tc.wantReason) {
 				t.Fatalf("err = %v, want %q", err, tc.wantReason)
 			}
-			if err := c.Put(key, "fresh", now.Add(time.Hour), now); err != nil {
+			if err := c.Put(key, Entry{Token: "fresh", Expiry: now.Add(time.Hour), Issued: now}); err != nil {
 				t.Fatalf("replacing a bad entry: %v", err)
 			}
 			if e, err := c.Get(key, now); err != nil || e.Token != "fresh" {
@@ -201,7 +201,7 @@ func TestLockSerialisesOneKeyOnly(t *testing.T) {
 func TestServedRemembersEachCallerUntilPut(t *testing.T) {
 	c := open(t, t.TempDir())
 	now := time.Now()
-	if err := c.Put(key, "tok", now.Add(time.Minute), now); err != nil {
+	if err := c.Put(key, Entry{Token: "tok", Expiry: now.Add(time.Minute), Issued: now}); err != nil {
 		t.Fatal(err)
 	}
 	e, err := c.Get(key, now)
@@ -216,7 +216,7 @@ func TestServedRemembersEachCallerUntilPut(t *testing.T) {
 			t.Errorf("Served(%s) = %v, %v; want %v", step.caller, again, err, step.want)
 		}
 	}
-	if err := c.Put(key, "tok2", now.Add(time.Minute), now.Add(time.Second)); err != nil {
+	if err := c.Put(key, Entry{Token: "tok2", Expiry: now.Add(time.Minute), Issued: now.Add(time.Second)}); err != nil {
 		t.Fatal(err)
 	}
 	e2, err := c.Get(key, now)
@@ -235,7 +235,7 @@ func TestListAndClear(t *testing.T) {
 	c := open(t, t.TempDir())
 	now := time.Now()
 	for _, k := range []Key{keyFor("dev"), keyFor("prod")} {
-		if err := c.Put(k, "secret-"+k.Label["target"], now.Add(time.Hour), now); err != nil {
+		if err := c.Put(k, Entry{Token: "secret-" + k.Label["target"], Expiry: now.Add(time.Hour), Issued: now}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -17,10 +17,11 @@ import (
 
 // refusedRefreshWindow is the least time between two forced refreshes of
 // one key. A caller that asks again for a fresh token had it refused by its
-// API server; brokercred then fetches a new one, but not for a token issued
-// less than this long ago: a herd of refused processes, or a remote cluster
-// that refuses every token, costs the broker one request per key per window,
-// not one per call.
+// API server; brokercred then fetches a new one at once, unless the refused
+// token was itself fetched by a forced refresh less than this long ago: a
+// remote cluster that refuses every token costs the broker one request per
+// key per window, not one per call, while a first refusal (a rotated signing
+// key, a revoked token) heals within one round trip.
 const refusedRefreshWindow = 10 * time.Second
 
 // Issued is a broker token and when brokercred obtained it.
@@ -69,7 +70,7 @@ func (s *Source) Token(ctx context.Context) (Issued, error) {
 		s.Log.Debug("cache off")
 		return s.fetch(ctx)
 	}
-	if tok, ok := s.cached(); ok {
+	if tok, _ := s.cached(); tok.Value != "" {
 		return tok, nil
 	}
 	start := s.Now()
@@ -77,7 +78,7 @@ func (s *Source) Token(ctx context.Context) (Issued, error) {
 	unlock, err := s.Cache.Lock(lockCtx, s.Key)
 	cancel()
 	if err != nil {
-		if tok, ok := s.cached(); ok {
+		if tok, _ := s.cached(); tok.Value != "" {
 			return tok, nil
 		}
 		s.Log.Info("cache unusable, continuing without it", "reason", err.Error())
@@ -85,27 +86,30 @@ func (s *Source) Token(ctx context.Context) (Issued, error) {
 	}
 	defer unlock()
 	s.Log.Debug("took cache lock", "waited", s.Now().Sub(start))
-	if tok, ok := s.cached(); ok { // another process filled it while we waited
+	// Judged again under the lock: another process may have filled or
+	// replaced the entry while we waited.
+	tok, refused := s.cached()
+	if tok.Value != "" {
 		return tok, nil
 	}
-	tok, err := s.fetch(ctx)
+	tok, err = s.fetch(ctx)
 	if err != nil {
 		return tok, err
 	}
-	if err := s.Cache.Put(s.Key, tok.Value, tok.Expiry, tok.Issued); err != nil {
+	if err := s.Cache.Put(s.Key, cache.Entry{Token: tok.Value, Expiry: tok.Expiry, Issued: tok.Issued, Forced: refused}); err != nil {
 		s.Log.Info("cache write failed, token served uncached", "reason", err.Error())
 		return tok, nil
 	}
 	if s.Caller != "" {
-		_, _ = s.Cache.Served(s.Key, s.Caller, cache.Entry{Issued: tok.Issued.UTC()})
+		_, _ = s.Cache.Served(s.Key, s.Caller, cache.Entry{Issued: tok.Issued})
 	}
 	return tok, nil
 }
 
 // cached returns the entry for the key while it is fresh by the refresh
-// margin and its caller has not come back for it, which means the caller's
-// API server refused it.
-func (s *Source) cached() (Issued, bool) {
+// margin and its caller has not come back for it; refused says the caller
+// did come back, which means its API server refused the token.
+func (s *Source) cached() (tok Issued, refused bool) {
 	now := s.Now()
 	target := s.Key.Label["target"]
 	e, err := s.Cache.Get(s.Key, now)
@@ -124,16 +128,16 @@ func (s *Source) cached() (Issued, bool) {
 		switch {
 		case err != nil:
 			s.Log.Debug("cannot record the caller", "reason", err.Error())
-		case again && now.Sub(e.Issued) < refusedRefreshWindow:
-			s.Log.Info("caller came back for a fresh token (its API server refused it), but that token is newer than the refresh window: serving it again",
+		case again && e.Forced && now.Sub(e.Issued) < refusedRefreshWindow:
+			s.Log.Info("caller came back for a fresh token (its API server refused it), but it replaced a refused one less than the refresh window ago: serving it again",
 				"target", target, "age", now.Sub(e.Issued).Round(time.Millisecond), "window", refusedRefreshWindow)
 		case again:
 			s.Log.Info("caller came back for a fresh token: its API server refused it; fetching a new one", "target", target, "caller", s.Caller)
-			return Issued{}, false
+			return Issued{}, true
 		}
 	}
 	s.Log.Debug("cache hit", "target", target, "expiry", e.Expiry)
-	return Issued{Token: broker.Token{Value: e.Token, Expiry: e.Expiry, ExpirySource: "cache"}, Issued: e.Issued}, true
+	return Issued{Token: broker.Token{Value: e.Token, Expiry: e.Expiry, ExpirySource: "cache"}, Issued: e.Issued}, false
 }
 
 // fetch asks the broker and settles the token's expiry: the broker's word

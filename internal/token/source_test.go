@@ -42,7 +42,7 @@ func TestRefusedTokenIsReplacedOncePerWindow(t *testing.T) {
 	call := func(caller string) string {
 		t.Helper()
 		var logs bytes.Buffer
-		c, err := run(t, f.opts, Env{Now: clock, Caller: caller, Log: textLogger(&logs)})
+		c, err := run(t, f.opts, Env{Now: clock, Caller: caller, Log: textLogger(&logs), ExecInfo: execInfoFor("null")})
 		if err != nil {
 			t.Fatalf("caller %s: %v", caller, err)
 		}
@@ -59,10 +59,10 @@ func TestRefusedTokenIsReplacedOncePerWindow(t *testing.T) {
 		wantFirst bool // served the first token
 	}{
 		{"another process shares the entry", 0, "200", 1, true},
-		{"the first caller comes back: refused, refetched", 20 * time.Second, "100", 2, false},
+		{"the first caller comes back: refused, refetched at once", 0, "100", 2, false},
 		{"the second caller comes back for the old token: gets the new one", 0, "200", 2, false},
-		{"the first comes back again within the window: served again", 5 * time.Second, "100", 2, false},
-		{"after the window: refetched", 10 * time.Second, "100", 3, false},
+		{"the new token is refused too, within the window: served again", 5 * time.Second, "100", 2, false},
+		{"after the window: refetched", 5 * time.Second, "100", 3, false},
 		{"a new process: the newest token, no request", 0, "300", 3, false},
 	} {
 		now = now.Add(step.advance)
@@ -79,17 +79,20 @@ func TestRefusedTokenIsReplacedOncePerWindow(t *testing.T) {
 	}
 }
 
-// TestRunWithoutCallerNeverForcesARefresh: with detection off (doctor, an
-// unknown parent), coming back is an ordinary hit.
-func TestRunWithoutCallerNeverForcesARefresh(t *testing.T) {
-	f := newFixture(t, brokertest.Options{TTL: 10 * time.Minute})
-	for range 3 {
-		if _, err := run(t, f.opts, Env{}); err != nil {
-			t.Fatal(err)
+// TestOnlyClientGoCallsAreJudgedRefused: without a caller, or without
+// KUBERNETES_EXEC_INFO (a person or a script running brokercred by hand),
+// coming back is an ordinary hit.
+func TestOnlyClientGoCallsAreJudgedRefused(t *testing.T) {
+	for _, env := range []Env{{}, {Caller: "100"}, {ExecInfo: execInfoFor("null")}} {
+		f := newFixture(t, brokertest.Options{TTL: 10 * time.Minute})
+		for range 3 {
+			if _, err := run(t, f.opts, env); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	if n := len(f.broker.Requests()); n != 1 {
-		t.Errorf("broker requests = %d, want 1", n)
+		if n := len(f.broker.Requests()); n != 1 {
+			t.Errorf("caller %q, exec info set %v: broker requests = %d, want 1", env.Caller, env.ExecInfo != "", n)
+		}
 	}
 }
 

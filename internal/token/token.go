@@ -64,7 +64,9 @@ type Env struct {
 	Now      func() time.Time // nil means time.Now
 	// Caller names the process the credential is for (its parent process
 	// id): a caller that asks again while its token is fresh had it
-	// refused. Empty turns that detection off.
+	// refused. Only client-go's calls are judged so (it sets ExecInfo, and
+	// comes back early only after a 401); a person or a script running
+	// brokercred by hand is not. Empty turns that detection off.
 	Caller string
 	// Secrets collects the secrets of the call, for the caller to scrub
 	// what it prints. Nil collects nothing.
@@ -78,6 +80,9 @@ func Run(ctx context.Context, o Options, env Env) error {
 	info, err := plugin.ReadExecInfo(env.ExecInfo)
 	if err != nil {
 		return err
+	}
+	if env.ExecInfo == "" {
+		env.Caller = ""
 	}
 	if o.Target, err = o.resolveTarget(info); err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -22,6 +23,9 @@ type APIServer struct {
 	target   string
 	accepted atomic.Int64
 	rejected atomic.Int64
+
+	mu      sync.Mutex
+	refused map[string]bool // tokens turned away although valid
 }
 
 // NewAPIServer starts an API stub that trusts broker's tokens for target.
@@ -51,6 +55,27 @@ func (a *APIServer) CAPEM() []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.srv.Certificate().Raw})
 }
 
+// RefuseIssued makes the server turn away every token the broker has
+// issued so far, although they are valid and unexpired: what a remote
+// cluster does after the broker's signing key rotated, or after it stopped
+// trusting the tokens already out. Tokens issued later are accepted.
+func (a *APIServer) RefuseIssued() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.refused == nil {
+		a.refused = map[string]bool{}
+	}
+	for _, tok := range a.broker.Issued() {
+		a.refused[tok] = true
+	}
+}
+
+func (a *APIServer) isRefused(token string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.refused[token]
+}
+
 // Accepted and Rejected count the requests the server let in and turned away.
 func (a *APIServer) Accepted() int64 { return a.accepted.Load() }
 
@@ -59,7 +84,7 @@ func (a *APIServer) Rejected() int64 { return a.rejected.Load() }
 
 func (a *APIServer) serve(w http.ResponseWriter, r *http.Request) {
 	token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if a.broker.Verify(token, a.target, time.Now()) != nil {
+	if a.broker.Verify(token, a.target, time.Now()) != nil || a.isRefused(token) {
 		a.rejected.Add(1)
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusUnauthorized)
