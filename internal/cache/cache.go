@@ -271,8 +271,10 @@ func (c *Cache) Served(k Key, caller string, e Entry) (again bool, err error) {
 			return true, nil
 		}
 	}
-	if err := c.writeAtomic(file, []byte(mark)); err != nil {
-		return false, err
+	// Written in place, not renamed: a torn record reads as another entry's,
+	// which only means one more first serving.
+	if err := c.root.WriteFile(file, []byte(mark), 0o600); err != nil {
+		return false, fmt.Errorf("record serving: %w", err)
 	}
 	return false, nil
 }

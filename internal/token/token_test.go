@@ -45,7 +45,7 @@ type fixture struct {
 	pod    string
 }
 
-func newFixture(t *testing.T, bo brokertest.Options) fixture {
+func newFixture(t testing.TB, bo brokertest.Options) fixture {
 	t.Helper()
 	b := brokertest.NewServer(bo)
 	t.Cleanup(b.Close)
