@@ -141,8 +141,8 @@ func TestKubectlClusterInfoSharedUser(t *testing.T) {
 				if err != nil {
 					t.Fatalf("--context %s get --raw /version: %v\nstderr:\n%s", context, err, stderr)
 				}
-				if !strings.Contains(stdout, apiVersion) {
-					t.Errorf("--context %s: stdout = %q, want it to contain %q", context, stdout, apiVersion)
+				if !strings.Contains(stdout, brokertest.APIServerVersion) {
+					t.Errorf("--context %s: stdout = %q, want it to contain %q", context, stdout, brokertest.APIServerVersion)
 				}
 			}
 			if got := strings.Join(f.askedTargets(), ","); got != "east,west" {

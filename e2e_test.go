@@ -19,9 +19,6 @@ import (
 	"github.com/brokercred/brokercred/internal/testkit"
 )
 
-// apiVersion is what the fake API server reports for GET /version.
-const apiVersion = "v1.34.0-brokertest"
-
 // remote is a fake broker and the fake API server that trusts its tokens.
 type remote struct {
 	broker *brokertest.Server
@@ -89,8 +86,8 @@ func TestClientGoExecAuthenticator(t *testing.T) {
 				if err != nil {
 					t.Fatalf("call %d: ServerVersion: %v", call, err)
 				}
-				if got != apiVersion {
-					t.Errorf("call %d: server version %q, want %q", call, got, apiVersion)
+				if got != brokertest.APIServerVersion {
+					t.Errorf("call %d: server version %q, want %q", call, got, brokertest.APIServerVersion)
 				}
 				if n := r.api.Accepted(); n != int64(call) {
 					t.Errorf("after call %d the API server accepted %d requests, want %d", call, n, call)
@@ -174,8 +171,8 @@ func TestKubectl(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s get --raw /version: %v\nstderr:\n%s", name, err, stderr)
 			}
-			if !strings.Contains(stdout, apiVersion) {
-				t.Errorf("stdout = %q, want it to contain %q", stdout, apiVersion)
+			if !strings.Contains(stdout, brokertest.APIServerVersion) {
+				t.Errorf("stdout = %q, want it to contain %q", stdout, brokertest.APIServerVersion)
 			}
 			if r.api.Accepted() <= accepted {
 				t.Errorf("API server accepted no new request")

@@ -20,16 +20,14 @@ import (
 	"k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/yaml"
 
+	"github.com/brokercred/brokercred/internal/broker/brokertest"
 	"github.com/brokercred/brokercred/internal/testkit"
 )
 
 // processTimeout bounds each brokercred run.
 const processTimeout = 5 * time.Minute
 
-const (
-	podSubject = "system:serviceaccount:argocd:argocd-application-controller"
-	apiVersion = "v1.34.0-brokertest" // what the fake API server reports
-)
+const podSubject = "system:serviceaccount:argocd:argocd-application-controller"
 
 // fleet is testkit's fleet of fake clusters, plus the cache dir a pod
 // would mount.
@@ -153,8 +151,8 @@ func TestArgoCDClusterSecret(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: ServerVersion: %v", name, err)
 		}
-		if got != apiVersion {
-			t.Errorf("%s: server version %q, want %q", name, got, apiVersion)
+		if got != brokertest.APIServerVersion {
+			t.Errorf("%s: server version %q, want %q", name, got, brokertest.APIServerVersion)
 		}
 	}
 	if got := f.AskedTargets(); got != "dev-cluster" {
