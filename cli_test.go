@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/brokercred/brokercred/internal/broker/brokertest"
+	"github.com/brokercred/brokercred/internal/testkit"
 )
 
 // binary is the brokercred executable built once by TestMain; every test in
@@ -26,8 +27,8 @@ func TestMain(m *testing.M) {
 	os.Exit(buildAndRun(m))
 }
 
-// buildAndRun builds brokercred into a temp dir, runs the tests and removes
-// the binary again.
+// buildAndRun builds brokercred with testkit into a temp dir, runs the
+// tests and removes the binary again.
 func buildAndRun(m *testing.M) int {
 	dir, err := os.MkdirTemp("", "brokercred-test-")
 	if err != nil {
@@ -35,11 +36,8 @@ func buildAndRun(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	binary = filepath.Join(dir, "brokercred")
-	build := exec.Command("go", "build", "-o", binary, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build brokercred: %v\n", err)
+	if binary, err = testkit.Build(".", dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	return m.Run()
