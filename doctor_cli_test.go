@@ -3,15 +3,12 @@ package main
 import (
 	"strings"
 	"testing"
-
-	"github.com/brokercred/brokercred/internal/broker/brokertest"
 )
 
 func TestDoctorCommand(t *testing.T) {
-	f := newFixture(t, brokertest.Options{}, podSubject)
-	doctor := append([]string{"doctor"}, f.args()[1:]...)
+	f := newFixture(t)
 
-	healthy := runBinary(t, f.env, doctor...)
+	healthy := f.call(t, "doctor")
 	if healthy.code != 0 {
 		t.Fatalf("doctor on a healthy setup exited %d; stderr: %s", healthy.code, healthy.stderr)
 	}
@@ -21,7 +18,7 @@ func TestDoctorCommand(t *testing.T) {
 	assertNoSecret(t, "doctor stdout", healthy.stdout, f.podToken)
 
 	f.tokenFile = "/nonexistent/token"
-	broken := runBinary(t, f.env, append([]string{"doctor"}, f.args()[1:]...)...)
+	broken := f.call(t, "doctor")
 	if broken.code == 0 {
 		t.Fatal("doctor with a missing pod token exited 0")
 	}
