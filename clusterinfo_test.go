@@ -3,7 +3,6 @@ package main
 import (
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 
@@ -39,41 +38,11 @@ func TestClientGoClusterInfoArgoCD35(t *testing.T) {
 	}
 }
 
-// clusterInfoKubeconfig has one context per cluster, each cluster carrying
-// its name in the client.authentication.k8s.io/exec extension, and one user
-// shared by all of them that runs brokercred with provideClusterInfo and
-// the fixture's flags.
-func (f *fixture) clusterInfoKubeconfig() string {
-	q := quoteYAML
-	var b strings.Builder
-	b.WriteString("apiVersion: v1\nkind: Config\nclusters:\n")
-	names := make([]string, 0, len(f.APIs))
-	for name := range f.APIs {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		api := f.APIs[name]
-		b.WriteString("- name: " + name + "\n  cluster:\n")
-		b.WriteString("    server: " + q(api.URL) + "\n")
-		b.WriteString("    certificate-authority-data: " + q(api.CAData()) + "\n")
-		b.WriteString("    extensions:\n    - name: client.authentication.k8s.io/exec\n")
-		b.WriteString("      extension:\n        clusterName: " + name + "\n")
-	}
-	b.WriteString("users:\n- name: brokercred\n  user:\n    exec:\n")
-	b.WriteString("      apiVersion: client.authentication.k8s.io/v1\n")
-	b.WriteString("      command: " + q(f.Bin) + "\n")
-	b.WriteString("      interactiveMode: Never\n      provideClusterInfo: true\n      args:\n")
-	for _, a := range append([]string{"token"}, f.flags()...) {
-		b.WriteString("      - " + q(a) + "\n")
-	}
-	b.WriteString("contexts:\n")
-	for _, name := range names {
-		b.WriteString("- name: " + name + "\n  context:\n    cluster: " + name + "\n    user: brokercred\n")
-	}
-	return b.String()
-}
-
+// TestKubectlClusterInfoSharedUser merges the --cluster-info kubeconfigs
+// that brokercred generates for two clusters through KUBECONFIG, as a user
+// would: one context per cluster, each cluster carrying its name in the
+// client.authentication.k8s.io/exec extension, and one user shared by both
+// that runs brokercred with provideClusterInfo and no --target.
 func TestKubectlClusterInfoSharedUser(t *testing.T) {
 	bins := testkit.Kubectls()
 	if len(bins) == 0 {
@@ -83,12 +52,9 @@ func TestKubectlClusterInfoSharedUser(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			f := newFixture(t, withClusters("east", "west"))
 			f.target = ""
-			config := filepath.Join(t.TempDir(), "kubeconfig")
-			if err := os.WriteFile(config, []byte(f.clusterInfoKubeconfig()), 0o600); err != nil {
-				t.Fatal(err)
-			}
+			merged := "KUBECONFIG=" + f.kubeconfig(t, "east", true) + string(os.PathListSeparator) + f.kubeconfig(t, "west", true)
 			for _, context := range []string{"east", "west", "east", "west"} {
-				stdout, stderr, err := runKubectl(t, bins[name], "--kubeconfig", config, "--context", context, "get", "--raw", "/version")
+				stdout, stderr, err := runKubectl(t, bins[name], []string{merged}, "--context", context, "get", "--raw", "/version")
 				if err != nil {
 					t.Fatalf("--context %s get --raw /version: %v\nstderr:\n%s", context, err, stderr)
 				}

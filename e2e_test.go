@@ -1,9 +1,7 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -73,30 +71,6 @@ func TestClientGoExecAuthenticatorRefused(t *testing.T) {
 	}
 }
 
-// kubeconfig is a kubeconfig for the named cluster's API server whose user
-// runs `brokercred token` with the fixture's flags. Strings are
-// JSON-quoted, which YAML reads as double-quoted scalars.
-func (f *fixture) kubeconfig(cluster string) string {
-	q := quoteYAML
-	api := f.APIs[cluster]
-	var b strings.Builder
-	b.WriteString("apiVersion: v1\nkind: Config\n")
-	b.WriteString("clusters:\n- name: remote\n  cluster:\n")
-	b.WriteString("    server: " + q(api.URL) + "\n")
-	b.WriteString("    certificate-authority-data: " + q(api.CAData()) + "\n")
-	b.WriteString("users:\n- name: argocd\n  user:\n    exec:\n")
-	b.WriteString("      apiVersion: client.authentication.k8s.io/v1\n")
-	b.WriteString("      command: " + q(f.Bin) + "\n")
-	b.WriteString("      interactiveMode: Never\n")
-	b.WriteString("      args:\n")
-	for _, a := range append([]string{"token"}, f.flags()...) {
-		b.WriteString("      - " + q(a) + "\n")
-	}
-	b.WriteString("contexts:\n- name: remote\n  context:\n    cluster: remote\n    user: argocd\n")
-	b.WriteString("current-context: remote\n")
-	return b.String()
-}
-
 func TestKubectl(t *testing.T) {
 	bins := testkit.Kubectls()
 	if len(bins) == 0 {
@@ -107,15 +81,11 @@ func TestKubectl(t *testing.T) {
 	api := f.APIs[f.target]
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
-			dir := t.TempDir()
-			f.cacheDir = filepath.Join(dir, "cache")
-			config := filepath.Join(dir, "kubeconfig")
-			if err := os.WriteFile(config, []byte(f.kubeconfig(f.target)), 0o600); err != nil {
-				t.Fatal(err)
-			}
+			f.cacheDir = filepath.Join(t.TempDir(), "cache")
+			config := f.kubeconfig(t, f.target, false)
 			accepted, requests := api.Accepted(), len(f.Broker.Requests())
 
-			stdout, stderr, err := runKubectl(t, bins[name], "--kubeconfig", config, "get", "--raw", "/version")
+			stdout, stderr, err := runKubectl(t, bins[name], nil, "--kubeconfig", config, "get", "--raw", "/version")
 			if err != nil {
 				t.Fatalf("%s get --raw /version: %v\nstderr:\n%s", name, err, stderr)
 			}
@@ -133,8 +103,8 @@ func TestKubectl(t *testing.T) {
 }
 
 // runKubectl runs kubectl with its own HOME, so it writes nothing to the
-// real ~/.kube, and without KUBECONFIG.
-func runKubectl(t *testing.T, path string, args ...string) (stdout, stderr string, err error) {
+// real ~/.kube, and with extraEnv in place of any KUBECONFIG of this process.
+func runKubectl(t *testing.T, path string, extraEnv []string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	env := []string{"HOME=" + t.TempDir()}
 	for _, kv := range childEnv(t) {
@@ -142,7 +112,7 @@ func runKubectl(t *testing.T, path string, args ...string) (stdout, stderr strin
 			env = append(env, kv)
 		}
 	}
-	r, err := execute(env, append([]string{path}, args...))
+	r, err := execute(append(env, extraEnv...), append([]string{path}, args...))
 	if err != nil {
 		t.Fatalf("run %s: %v", path, err)
 	}
@@ -150,10 +120,4 @@ func runKubectl(t *testing.T, path string, args ...string) (stdout, stderr strin
 		err = fmt.Errorf("exit code %d", r.code)
 	}
 	return r.stdout, r.stderr, err
-}
-
-// quoteYAML quotes s as JSON, which YAML reads as a double-quoted scalar.
-func quoteYAML(s string) string {
-	b, _ := json.Marshal(s)
-	return string(b)
 }

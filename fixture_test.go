@@ -279,6 +279,29 @@ func (f *fixture) restConfig(cluster, apiVersion string) *rest.Config {
 	}
 }
 
+// kubeconfig writes the kubeconfig that `brokercred config kubeconfig`
+// generates for the named cluster with the fixture's flags, and returns its
+// path. With clusterInfo the cluster passes its name to brokercred through
+// provideClusterInfo, and the fixture's target must be empty.
+func (f *fixture) kubeconfig(t *testing.T, cluster string, clusterInfo bool) string {
+	t.Helper()
+	dir := t.TempDir()
+	api := f.APIs[cluster]
+	args := []string{"config", "kubeconfig", "--name", cluster, "--server", api.URL, "--server-ca-file", api.CAFile(dir), "--command", f.Bin}
+	if clusterInfo {
+		args = append(args, "--cluster-info")
+	}
+	r := f.run(t, append(args, f.flags()...)...)
+	if r.code != 0 || r.stderr != "" {
+		t.Fatalf("config kubeconfig: exit code %d, stderr:\n%s", r.code, r.stderr)
+	}
+	path := filepath.Join(dir, "kubeconfig")
+	if err := os.WriteFile(path, []byte(r.stdout), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // credential is the part of an ExecCredential a client reads.
 type credential struct {
 	APIVersion string `json:"apiVersion"`
