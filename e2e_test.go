@@ -112,7 +112,7 @@ func runKubectl(t *testing.T, path string, extraEnv []string, args ...string) (s
 			env = append(env, kv)
 		}
 	}
-	r, err := execute(append(env, extraEnv...), append([]string{path}, args...))
+	r, err := execute(append(env, extraEnv...), nil, append([]string{path}, args...))
 	if err != nil {
 		t.Fatalf("run %s: %v", path, err)
 	}

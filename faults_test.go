@@ -26,6 +26,10 @@ import (
 type faultCase struct {
 	name string
 	opts brokertest.Options // the broker's
+	// unprivileged runs the brokercred processes of the case as a user
+	// whom file modes bind: nobody when the tests run as root (as CI does),
+	// else this process's user.
+	unprivileged bool
 	// setup injects the fault into f; nil injects none beyond args and env.
 	// It may prime the cache first (those broker requests count in
 	// wantRequests).
@@ -53,6 +57,9 @@ type faultCase struct {
 func (tc faultCase) arrange(t *testing.T) (f *fixture, healthy fixture) {
 	t.Helper()
 	f = newFixture(t, withBroker(tc.opts))
+	if tc.unprivileged && os.Geteuid() == 0 {
+		f.runAsNobody(t)
+	}
 	healthy = *f
 	if tc.setup != nil {
 		tc.setup(t, f)
@@ -74,6 +81,33 @@ func healed(t *testing.T, f *fixture, healthy fixture) *fixture {
 	healthy.planted = append(f.planted, f.podToken)
 	healthy.podToken = string(mustRead(t, healthy.tokenFile))
 	return &healthy
+}
+
+// nobody is the uid and gid of the unprivileged user.
+const nobody = 65534
+
+// runAsNobody makes f run brokercred as nobody, with the pod token, the
+// broker CA and the cache in a dir nobody owns. The dir is not a t.TempDir,
+// which sits in a dir that only root may enter.
+func (f *fixture) runAsNobody(t *testing.T) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "brokercred-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	f.tokenFile = filepath.Join(dir, "token")
+	if err := os.WriteFile(f.tokenFile, []byte(f.podToken), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f.caFile = f.Broker.CAFile(dir)
+	f.cacheDir = filepath.Join(dir, "cache")
+	for _, path := range []string{dir, f.tokenFile, f.caFile} {
+		if err := os.Chown(path, nobody, nobody); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.attr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
 }
 
 // prime makes one successful call so the cache holds an entry, and returns
@@ -470,15 +504,13 @@ func faultCases() []faultCase {
 			wantRequests: 1,
 		},
 		{
-			name: "pod token unreadable",
+			name:         "pod token unreadable",
+			unprivileged: true,
 			setup: func(t *testing.T, f *fixture) {
 				if err := os.Chmod(f.tokenFile, 0); err != nil {
 					t.Fatal(err)
 				}
 				f.heal = append(f.heal, func() { _ = os.Chmod(f.tokenFile, 0o600) })
-				if _, err := os.ReadFile(f.tokenFile); err == nil {
-					t.Skipf("running as uid %d, which reads a mode 000 file", os.Geteuid())
-				}
 			},
 			wantExit:   1,
 			wantStderr: "permission denied; run as a user that can read it (fsGroup) or set --token-file",
@@ -556,7 +588,7 @@ func faultCases() []faultCase {
 				}
 				path := f.prime(t)
 				f.plantPoison(t, path, nil)
-				if err := os.Chown(path, 65534, 65534); err != nil {
+				if err := os.Chown(path, nobody, nobody); err != nil {
 					t.Fatal(err)
 				}
 			},
@@ -620,11 +652,9 @@ func faultCases() []faultCase {
 			uncached:     true,
 		},
 		{
-			name: "cache dir read-only",
+			name:         "cache dir read-only",
+			unprivileged: true,
 			setup: func(t *testing.T, f *fixture) {
-				if os.Geteuid() == 0 {
-					t.Skip("root writes into a read-only directory")
-				}
 				if err := os.Remove(f.prime(t)); err != nil {
 					t.Fatal(err)
 				}

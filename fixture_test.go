@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -31,8 +32,9 @@ func TestMain(m *testing.M) {
 	os.Exit(buildAndRun(m))
 }
 
-// buildAndRun builds brokercred with testkit into a temp dir, runs the
-// tests and removes the binary again.
+// buildAndRun builds brokercred with testkit into a temp dir that any user
+// may enter, so a test can run it as another user, runs the tests and
+// removes the binary again.
 func buildAndRun(m *testing.M) int {
 	dir, err := os.MkdirTemp("", "brokercred-test-")
 	if err != nil {
@@ -40,6 +42,10 @@ func buildAndRun(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	if err := os.Chmod(dir, 0o755); err != nil {
+		fmt.Fprintf(os.Stderr, "open build dir to other users: %v\n", err)
+		return 1
+	}
 	if binary, err = testkit.Build(".", dir); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -57,14 +63,15 @@ type result struct {
 	stdout, stderr string
 }
 
-// execute runs argv[0] with the rest as arguments and exactly env, within
-// processTimeout. An exit status is a result; only failing to run at all is
-// an error.
-func execute(env, argv []string) (result, error) {
+// execute runs argv[0] with the rest as arguments, exactly env, and as attr
+// says (nil: as this process's user), within processTimeout. An exit status
+// is a result; only failing to run at all is an error.
+func execute(env []string, attr *syscall.SysProcAttr, argv []string) (result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), processTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = env
+	cmd.SysProcAttr = attr
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -123,7 +130,7 @@ func withClusters(names ...string) option {
 // fixture is the remote side (testkit's fleet: the fake broker and an API
 // server per cluster), the files one pod would have to call the broker, and
 // how a test runs brokercred against them: the flags of a token call, the
-// environment, and the secrets nothing may show.
+// environment, the user, and the secrets nothing may show.
 type fixture struct {
 	*testkit.Fleet
 
@@ -131,7 +138,8 @@ type fixture struct {
 	brokerURL, caFile, tokenFile, cacheDir, target string
 	extra                                          []string // more flags, after those
 
-	env []string
+	env  []string
+	attr *syscall.SysProcAttr // nil runs brokercred as this process's user
 	// wrap is a command that runs brokercred, its path and arguments
 	// appended, such as a shell that sets a ulimit first; nil runs it
 	// directly.
@@ -216,11 +224,11 @@ func (f *fixture) flags() []string {
 	return append(flags, f.extra...)
 }
 
-// execute runs brokercred with exactly args, inside wrap and with the
-// fixture's environment.
+// execute runs brokercred with exactly args, inside wrap, as the fixture's
+// user and with its environment.
 func (f *fixture) execute(args ...string) (result, error) {
 	argv := append(append(append([]string(nil), f.wrap...), f.Bin), args...)
-	return execute(f.env, argv)
+	return execute(f.env, f.attr, argv)
 }
 
 // run is execute for a test: failing to start is fatal.
