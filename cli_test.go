@@ -27,7 +27,7 @@ func TestCacheHerdMakesOneBrokerRequest(t *testing.T) {
 		t.Fatalf("second herd: broker got %d requests, want still 1", got)
 	}
 	if first != second {
-		t.Errorf("second herd got another credential than the first:\n%s\n%s", first, second)
+		t.Errorf("second herd got another credential than the first:\n%s\n%s", redact(first), redact(second))
 	}
 }
 
@@ -37,7 +37,7 @@ func TestCacheRefetchesOnceAfterExpiry(t *testing.T) {
 
 	r := f.call(t, "token")
 	if r.code != 0 {
-		t.Fatalf("exit code %d, stderr:\n%s", r.code, r.stderr)
+		t.Fatalf("exit code %d, stderr:\n%s", r.code, redact(r.stderr))
 	}
 	old := parseCredential(t, r.stdout)
 	oldExp := time.Unix(parseClaims(t, old.Status.Token).Exp, 0)
@@ -67,10 +67,10 @@ func assertHerdShares(t *testing.T, f *fixture, n int) string {
 	results := f.herd(t, n)
 	for i, r := range results {
 		if r.code != 0 || r.stderr != "" {
-			t.Fatalf("process %d: exit code %d, stderr:\n%s", i, r.code, r.stderr)
+			t.Fatalf("process %d: exit code %d, stderr:\n%s", i, r.code, redact(r.stderr))
 		}
 		if r.stdout != results[0].stdout {
-			t.Fatalf("process %d printed another credential than process 0:\n%s\n%s", i, r.stdout, results[0].stdout)
+			t.Fatalf("process %d printed another credential than process 0:\n%s\n%s", i, redact(r.stdout), redact(results[0].stdout))
 		}
 	}
 	parseCredential(t, results[0].stdout)
@@ -80,7 +80,7 @@ func assertHerdShares(t *testing.T, f *fixture, n int) string {
 func TestCacheSurvivesCrashMidWrite(t *testing.T) {
 	f := newFixture(t)
 	if r := f.call(t, "token"); r.code != 0 {
-		t.Fatalf("exit code %d, stderr:\n%s", r.code, r.stderr)
+		t.Fatalf("exit code %d, stderr:\n%s", r.code, redact(r.stderr))
 	}
 	entries, err := filepath.Glob(filepath.Join(f.cacheDir, "*.json"))
 	if err != nil || len(entries) != 1 {
@@ -99,7 +99,7 @@ func TestCacheSurvivesCrashMidWrite(t *testing.T) {
 
 	r := f.call(t, "token")
 	if r.code != 0 || r.stderr != "" {
-		t.Fatalf("after a crash mid-write: exit code %d, stderr:\n%s", r.code, r.stderr)
+		t.Fatalf("after a crash mid-write: exit code %d, stderr:\n%s", r.code, redact(r.stderr))
 	}
 	cred := parseCredential(t, r.stdout)
 	if got := len(f.Broker.Requests()); got != 2 {
@@ -108,7 +108,7 @@ func TestCacheSurvivesCrashMidWrite(t *testing.T) {
 
 	again := f.call(t, "token")
 	if again.code != 0 || parseCredential(t, again.stdout).Status.Token != cred.Status.Token {
-		t.Errorf("the call after the repair did not reuse the repaired entry: exit code %d, stderr:\n%s", again.code, again.stderr)
+		t.Errorf("the call after the repair did not reuse the repaired entry: exit code %d, stderr:\n%s", again.code, redact(again.stderr))
 	}
 	if got := len(f.Broker.Requests()); got != 2 {
 		t.Errorf("broker got %d requests, want still 2 after the entry was rewritten", got)
@@ -131,7 +131,7 @@ func TestCacheKeepsIdentitiesApart(t *testing.T) {
 			f.tokenFile = id.file
 			r := f.call(t, "token")
 			if r.code != 0 {
-				t.Fatalf("round %d, %s: exit code %d, stderr:\n%s", round, id.sub, r.code, r.stderr)
+				t.Fatalf("round %d, %s: exit code %d, stderr:\n%s", round, id.sub, r.code, redact(r.stderr))
 			}
 			tok := parseCredential(t, r.stdout).Status.Token
 			if got := parseClaims(t, tok).Sub; got != id.sub {
@@ -160,7 +160,7 @@ func TestCacheDirUnwritable(t *testing.T) {
 	for i := 1; i <= 2; i++ {
 		r := f.call(t, "token")
 		if r.code != 0 || r.stderr != "" {
-			t.Fatalf("call %d: exit code %d, stderr:\n%s", i, r.code, r.stderr)
+			t.Fatalf("call %d: exit code %d, stderr:\n%s", i, r.code, redact(r.stderr))
 		}
 		parseCredential(t, r.stdout)
 		if got := len(f.Broker.Requests()); got != i {
@@ -176,7 +176,7 @@ func TestCacheListAndClear(t *testing.T) {
 		f.target = target
 		r := f.call(t, "token")
 		if r.code != 0 {
-			t.Fatalf("%s: exit code %d, stderr:\n%s", target, r.code, r.stderr)
+			t.Fatalf("%s: exit code %d, stderr:\n%s", target, r.code, redact(r.stderr))
 		}
 		issued = append(issued, parseCredential(t, r.stdout).Status.Token)
 	}
@@ -184,7 +184,7 @@ func TestCacheListAndClear(t *testing.T) {
 		t.Helper()
 		r := f.run(t, "cache", "list", "--cache-dir", f.cacheDir)
 		if r.code != 0 || r.stderr != "" {
-			t.Fatalf("cache list: exit code %d, stderr:\n%s", r.code, r.stderr)
+			t.Fatalf("cache list: exit code %d, stderr:\n%s", r.code, redact(r.stderr))
 		}
 		assertNoSecret(t, "cache list", r.stdout, append(issued, f.podToken)...)
 		return r.stdout
@@ -193,22 +193,22 @@ func TestCacheListAndClear(t *testing.T) {
 	out := list()
 	for _, want := range []string{"prod-east", "staging", podSubject} {
 		if !strings.Contains(out, want) {
-			t.Errorf("cache list does not show %q:\n%s", want, out)
+			t.Errorf("cache list does not show %q:\n%s", want, redact(out))
 		}
 	}
 
 	r := f.run(t, "cache", "clear", "--cache-dir", f.cacheDir, "--target", "prod-east")
 	if r.code != 0 || r.stderr != "removed 1 cache entries\n" {
-		t.Fatalf("cache clear --target prod-east: exit code %d, stderr:\n%s", r.code, r.stderr)
+		t.Fatalf("cache clear --target prod-east: exit code %d, stderr:\n%s", r.code, redact(r.stderr))
 	}
 	out = list()
 	if strings.Contains(out, "prod-east") || !strings.Contains(out, "staging") {
-		t.Errorf("after clearing prod-east, cache list shows:\n%s", out)
+		t.Errorf("after clearing prod-east, cache list shows:\n%s", redact(out))
 	}
 
 	f.target = "prod-east"
 	if r := f.call(t, "token"); r.code != 0 {
-		t.Fatalf("exit code %d after clear, stderr:\n%s", r.code, r.stderr)
+		t.Fatalf("exit code %d after clear, stderr:\n%s", r.code, redact(r.stderr))
 	}
 	if got := len(f.Broker.Requests()); got != 3 {
 		t.Errorf("broker got %d requests, want 3: the cleared target must be fetched again", got)

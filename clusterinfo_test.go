@@ -56,10 +56,10 @@ func TestKubectlClusterInfoSharedUser(t *testing.T) {
 			for _, context := range []string{"east", "west", "east", "west"} {
 				stdout, stderr, err := runKubectl(t, bins[name], []string{merged}, "--context", context, "get", "--raw", "/version")
 				if err != nil {
-					t.Fatalf("--context %s get --raw /version: %v\nstderr:\n%s", context, err, stderr)
+					t.Fatalf("--context %s get --raw /version: %v\nstderr:\n%s", context, err, redact(stderr))
 				}
 				if !strings.Contains(stdout, brokertest.APIServerVersion) {
-					t.Errorf("--context %s: stdout = %q, want it to contain %q", context, stdout, brokertest.APIServerVersion)
+					t.Errorf("--context %s: stdout = %q, want it to contain %q", context, redact(stdout), brokertest.APIServerVersion)
 				}
 			}
 			if got := f.AskedTargets(); got != "east,west" {

@@ -87,10 +87,10 @@ func TestKubectl(t *testing.T) {
 
 			stdout, stderr, err := runKubectl(t, bins[name], nil, "--kubeconfig", config, "get", "--raw", "/version")
 			if err != nil {
-				t.Fatalf("%s get --raw /version: %v\nstderr:\n%s", name, err, stderr)
+				t.Fatalf("%s get --raw /version: %v\nstderr:\n%s", name, err, redact(stderr))
 			}
 			if !strings.Contains(stdout, brokertest.APIServerVersion) {
-				t.Errorf("stdout = %q, want it to contain %q", stdout, brokertest.APIServerVersion)
+				t.Errorf("stdout = %q, want it to contain %q", redact(stdout), brokertest.APIServerVersion)
 			}
 			if api.Accepted() <= accepted {
 				t.Errorf("API server accepted no new request")

@@ -115,7 +115,7 @@ func (f *fixture) runAsNobody(t *testing.T) {
 func (f *fixture) prime(t *testing.T) string {
 	t.Helper()
 	if r := f.call(t, "token"); r.code != 0 {
-		t.Fatalf("priming the cache: exit code %d, stderr:\n%s", r.code, r.stderr)
+		t.Fatalf("priming the cache: exit code %d, stderr:\n%s", r.code, redact(r.stderr))
 	}
 	entries := cacheEntries(t, f)
 	if len(entries) != 1 {
@@ -688,7 +688,7 @@ func TestFaults(t *testing.T) {
 			var token string
 			if tc.wantExit == 0 {
 				if r.code != 0 || r.stderr != "" {
-					t.Fatalf("exit code %d, stderr:\n%s", r.code, r.stderr)
+					t.Fatalf("exit code %d, stderr:\n%s", r.code, redact(r.stderr))
 				}
 				cred := assertGoodCredential(t, f, r.stdout, end)
 				token = cred.Status.Token
@@ -701,7 +701,7 @@ func TestFaults(t *testing.T) {
 				}
 				assertOneErrorLine(t, r, tc.wantStderr)
 				assertNoSecret(t, "stdout", r.stdout, f.secrets()...)
-				t.Logf("%s", r.stderr) // checked above to hold no secret
+				t.Logf("%s", redact(r.stderr))
 			}
 			assertCacheClean(t, f)
 			cached, wantEntries := tc.wantExit == 0 && !tc.uncached, 0
@@ -719,7 +719,7 @@ func TestFaults(t *testing.T) {
 			before := len(f.Broker.Requests())
 			again := f.call(t, "token")
 			if again.code != 0 || again.stderr != "" {
-				t.Fatalf("healthy call after the fault: exit code %d, stderr:\n%s", again.code, again.stderr)
+				t.Fatalf("healthy call after the fault: exit code %d, stderr:\n%s", again.code, redact(again.stderr))
 			}
 			cred := assertGoodCredential(t, f, again.stdout, time.Now())
 			wantNew := 1

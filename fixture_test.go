@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -301,7 +302,7 @@ func (f *fixture) kubeconfig(t *testing.T, cluster string, clusterInfo bool) str
 	}
 	r := f.run(t, append(args, f.flags()...)...)
 	if r.code != 0 || r.stderr != "" {
-		t.Fatalf("config kubeconfig: exit code %d, stderr:\n%s", r.code, r.stderr)
+		t.Fatalf("config kubeconfig: exit code %d, stderr:\n%s", r.code, redact(r.stderr))
 	}
 	path := filepath.Join(dir, "kubeconfig")
 	if err := os.WriteFile(path, []byte(r.stdout), 0o600); err != nil {
@@ -326,13 +327,13 @@ func parseCredential(t *testing.T, stdout string) credential {
 	dec := json.NewDecoder(strings.NewReader(stdout))
 	var c credential
 	if err := dec.Decode(&c); err != nil {
-		t.Fatalf("stdout is not an ExecCredential: %v\n%s", err, stdout)
+		t.Fatalf("stdout is not an ExecCredential: %v\n%s", err, redact(stdout))
 	}
 	if dec.More() {
-		t.Fatalf("stdout holds more than one ExecCredential:\n%s", stdout)
+		t.Fatalf("stdout holds more than one ExecCredential:\n%s", redact(stdout))
 	}
 	if c.APIVersion != "client.authentication.k8s.io/v1" || c.Kind != "ExecCredential" || c.Status.Token == "" || c.Status.ExpirationTimestamp.IsZero() {
-		t.Fatalf("stdout is an incomplete ExecCredential:\n%s", stdout)
+		t.Fatalf("stdout is an incomplete ExecCredential:\n%s", redact(stdout))
 	}
 	return c
 }
@@ -362,6 +363,16 @@ func parseClaims(t *testing.T, token string) claims {
 	return c
 }
 
+// tokenLike matches a JWT, and the opaque sentinel pod token of the "pod
+// token is not a JWT" case.
+var tokenLike = regexp.MustCompile(`eyJ[\w-]*\.[\w-]*\.[\w-]*|OPAQUE-SENTINEL-[\w-]*`)
+
+// redact is a process's output fit for a failure message: every token in it
+// replaced by <token>, so that a failing test never prints one.
+func redact(output string) string {
+	return tokenLike.ReplaceAllString(output, "<token>")
+}
+
 // assertNoSecret fails when text holds any of the tokens, or any 8-character
 // fragment of a JWT's signature.
 func assertNoSecret(t *testing.T, what, text string, tokens ...string) {
@@ -380,12 +391,12 @@ func assertOneErrorLine(t *testing.T, r result, wantSubstr string) {
 		t.Errorf("exit code 0, want non-zero")
 	}
 	if r.stdout != "" {
-		t.Errorf("stdout = %q, want empty on failure", r.stdout)
+		t.Errorf("stdout = %q, want empty on failure", redact(r.stdout))
 	}
 	if !strings.HasPrefix(r.stderr, "brokercred: error: ") || !strings.HasSuffix(r.stderr, "\n") || strings.Count(r.stderr, "\n") != 1 {
-		t.Errorf("stderr is not one line starting with %q:\n%s", "brokercred: error: ", r.stderr)
+		t.Errorf("stderr is not one line starting with %q:\n%s", "brokercred: error: ", redact(r.stderr))
 	}
 	if !strings.Contains(r.stderr, wantSubstr) {
-		t.Errorf("stderr = %q, want it to contain %q", r.stderr, wantSubstr)
+		t.Errorf("stderr = %q, want it to contain %q", redact(r.stderr), wantSubstr)
 	}
 }
