@@ -22,31 +22,56 @@ import (
 var verb = regexp.MustCompile(`%[-+# 0-9.]*[a-zA-Z]`)
 
 // errorCauses collects the causes of the user-facing errors in the
-// product's Go files (not tests, not the demo or benchmarks).
+// product's Go files: main.go and every package under internal/, however
+// they are arranged there (not tests, the test kit or the test doubles, not
+// the demo or benchmarks).
 func errorCauses(t *testing.T) map[string]string {
 	t.Helper()
 	causes := map[string]string{}
 	fset := token.NewFileSet()
-	for _, dir := range []string{".", "internal/broker", "internal/cache", "internal/plugin", "internal/install", "internal/config", "internal/token", "internal/secret"} {
-		files, _ := filepath.Glob(filepath.Join(dir, "*.go"))
-		for _, path := range files {
-			if strings.HasSuffix(path, "_test.go") {
-				continue
-			}
-			f, err := parser.ParseFile(fset, path, nil, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ast.Inspect(f, func(n ast.Node) bool {
-				if msg, ok := errorMessage(n); ok && strings.Contains(msg, "; ") {
-					cause, _, _ := strings.Cut(msg, "; ")
-					causes[strings.TrimSpace(verb.ReplaceAllString(cause, "…"))] = fset.Position(n.Pos()).String()
-				}
-				return true
-			})
+	for _, path := range productFiles(t) {
+		f, err := parser.ParseFile(fset, path, nil, 0)
+		if err != nil {
+			t.Fatal(err)
 		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			if msg, ok := errorMessage(n); ok && strings.Contains(msg, "; ") {
+				cause, _, _ := strings.Cut(msg, "; ")
+				causes[strings.TrimSpace(verb.ReplaceAllString(cause, "…"))] = fset.Position(n.Pos()).String()
+			}
+			return true
+		})
 	}
 	return causes
+}
+
+// productFiles are the non-test Go files of the root package and of every
+// package under internal/ except testkit and the test doubles (a package
+// named like brokertest, after net/http/httptest).
+func productFiles(t *testing.T) []string {
+	t.Helper()
+	files, _ := filepath.Glob("*.go")
+	err := filepath.WalkDir("internal", func(path string, d os.DirEntry, err error) error {
+		switch {
+		case err != nil:
+			return err
+		case d.IsDir() && (d.Name() == "testdata" || d.Name() == "testkit" || strings.HasSuffix(d.Name(), "test")):
+			return filepath.SkipDir
+		case !d.IsDir() && strings.HasSuffix(path, ".go"):
+			files = append(files, path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var product []string
+	for _, path := range files {
+		if !strings.HasSuffix(path, "_test.go") {
+			product = append(product, path)
+		}
+	}
+	return product
 }
 
 // errorMessage is the literal message of fmt.Errorf(msg, …) or errors.New(msg).

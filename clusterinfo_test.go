@@ -2,127 +2,46 @@ package main
 
 import (
 	"os"
-	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/rest"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/brokercred/brokercred/internal/broker/brokertest"
 	"github.com/brokercred/brokercred/internal/testkit"
 )
 
-// fleet is one broker and one fake API server per named cluster, reached by
-// a single shared brokercred configuration that has no --target.
-type fleet struct {
-	*remote
-	apis map[string]*brokertest.APIServer
-}
-
-func newFleet(t *testing.T, names ...string) fleet {
-	t.Helper()
-	f := fleet{remote: newRemote(t, brokertest.Options{}), apis: map[string]*brokertest.APIServer{}}
-	for _, name := range names {
-		api := brokertest.NewAPIServer(f.broker, name)
-		t.Cleanup(api.Close)
-		f.apis[name] = api
-	}
-	return f
-}
-
-// sharedArgs are the exec args every cluster shares: no --target.
-func (f fleet) sharedArgs(cacheDir string) []string {
-	args := f.pluginArgs(cacheDir)
-	for i, a := range args {
-		if a == "--target" {
-			return append(args[:i:i], args[i+2:]...)
-		}
-	}
-	return args
-}
-
-// askedTargets is the sorted list of targets the broker was asked for.
-func (f fleet) askedTargets() []string {
-	var targets []string
-	for _, r := range f.broker.Requests() {
-		targets = append(targets, r.Target)
-	}
-	sort.Strings(targets)
-	return targets
-}
-
 // TestClientGoClusterInfoArgoCD35 feeds client-go the rest.Config that Argo
 // CD v3.5's Cluster.RESTConfig() builds from a cluster Secret whose
 // execProviderConfig has provideClusterInfo and config {"clusterName": …}:
-// the same exec config for both clusters apart from config.
+// the same exec config for both clusters, which has no --target, apart from
+// config.
 func TestClientGoClusterInfoArgoCD35(t *testing.T) {
-	f := newFleet(t, "east", "west")
-	cacheDir := t.TempDir()
+	f := newFixture(t, withClusters("east", "west"))
+	f.target = ""
 	for _, name := range []string{"east", "west", "east"} {
-		api := f.apis[name]
-		cfg := &rest.Config{
-			Host:            api.URL,
-			TLSClientConfig: rest.TLSClientConfig{CAData: api.CAPEM()},
-			ExecProvider: &clientcmdapi.ExecConfig{
-				Command:            binary,
-				Args:               f.sharedArgs(cacheDir),
-				APIVersion:         "client.authentication.k8s.io/v1",
-				InteractiveMode:    clientcmdapi.NeverExecInteractiveMode,
-				ProvideClusterInfo: true,
-				Config:             &runtime.Unknown{Raw: []byte(`{"clusterName":"` + name + `"}`), ContentType: runtime.ContentTypeJSON},
-			},
-		}
+		cfg := f.restConfig(name, "client.authentication.k8s.io/v1")
+		cfg.ExecProvider.ProvideClusterInfo = true
+		cfg.ExecProvider.Config = &runtime.Unknown{Raw: []byte(`{"clusterName":"` + name + `"}`), ContentType: runtime.ContentTypeJSON}
 		if _, err := testkit.ServerVersion(cfg); err != nil {
 			t.Fatalf("cluster %s: ServerVersion: %v", name, err)
 		}
 	}
-	for name, api := range f.apis {
+	for name, api := range f.APIs {
 		if api.Accepted() == 0 || api.Rejected() != 0 {
 			t.Errorf("API server %s accepted %d and rejected %d requests, want some and none", name, api.Accepted(), api.Rejected())
 		}
 	}
-	if got := strings.Join(f.askedTargets(), ","); got != "east,west" {
+	if got := f.AskedTargets(); got != "east,west" {
 		t.Errorf("broker was asked for %s, want east,west (the second east call from the cache)", got)
 	}
 }
 
-// clusterInfoKubeconfig has one context per cluster, each cluster carrying
-// its name in the client.authentication.k8s.io/exec extension, and one user
-// shared by all of them that runs brokercred with provideClusterInfo.
-func (f fleet) clusterInfoKubeconfig(args []string) string {
-	q := quoteYAML
-	var b strings.Builder
-	b.WriteString("apiVersion: v1\nkind: Config\nclusters:\n")
-	names := make([]string, 0, len(f.apis))
-	for name := range f.apis {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		api := f.apis[name]
-		b.WriteString("- name: " + name + "\n  cluster:\n")
-		b.WriteString("    server: " + q(api.URL) + "\n")
-		b.WriteString("    certificate-authority-data: " + q(api.CAData()) + "\n")
-		b.WriteString("    extensions:\n    - name: client.authentication.k8s.io/exec\n")
-		b.WriteString("      extension:\n        clusterName: " + name + "\n")
-	}
-	b.WriteString("users:\n- name: brokercred\n  user:\n    exec:\n")
-	b.WriteString("      apiVersion: client.authentication.k8s.io/v1\n")
-	b.WriteString("      command: " + q(binary) + "\n")
-	b.WriteString("      interactiveMode: Never\n      provideClusterInfo: true\n      args:\n")
-	for _, a := range args {
-		b.WriteString("      - " + q(a) + "\n")
-	}
-	b.WriteString("contexts:\n")
-	for _, name := range names {
-		b.WriteString("- name: " + name + "\n  context:\n    cluster: " + name + "\n    user: brokercred\n")
-	}
-	return b.String()
-}
-
+// TestKubectlClusterInfoSharedUser merges the --cluster-info kubeconfigs
+// that brokercred generates for two clusters through KUBECONFIG, as a user
+// would: one context per cluster, each cluster carrying its name in the
+// client.authentication.k8s.io/exec extension, and one user shared by both
+// that runs brokercred with provideClusterInfo and no --target.
 func TestKubectlClusterInfoSharedUser(t *testing.T) {
 	bins := testkit.Kubectls()
 	if len(bins) == 0 {
@@ -130,25 +49,22 @@ func TestKubectlClusterInfoSharedUser(t *testing.T) {
 	}
 	for _, name := range testkit.SortedNames(bins) {
 		t.Run(name, func(t *testing.T) {
-			f := newFleet(t, "east", "west")
-			dir := t.TempDir()
-			config := filepath.Join(dir, "kubeconfig")
-			if err := os.WriteFile(config, []byte(f.clusterInfoKubeconfig(f.sharedArgs(filepath.Join(dir, "cache")))), 0o600); err != nil {
-				t.Fatal(err)
-			}
+			f := newFixture(t, withClusters("east", "west"))
+			f.target = ""
+			merged := "KUBECONFIG=" + f.kubeconfig(t, "east", true) + string(os.PathListSeparator) + f.kubeconfig(t, "west", true)
 			for _, context := range []string{"east", "west", "east", "west"} {
-				stdout, stderr, err := runKubectl(t, bins[name], "--kubeconfig", config, "--context", context, "get", "--raw", "/version")
+				stdout, stderr, err := runKubectl(t, bins[name], []string{merged}, "--context", context, "get", "--raw", "/version")
 				if err != nil {
-					t.Fatalf("--context %s get --raw /version: %v\nstderr:\n%s", context, err, stderr)
+					t.Fatalf("--context %s get --raw /version: %v\nstderr:\n%s", context, err, redact(stderr))
 				}
-				if !strings.Contains(stdout, apiVersion) {
-					t.Errorf("--context %s: stdout = %q, want it to contain %q", context, stdout, apiVersion)
+				if !strings.Contains(stdout, brokertest.APIServerVersion) {
+					t.Errorf("--context %s: stdout = %q, want it to contain %q", context, redact(stdout), brokertest.APIServerVersion)
 				}
 			}
-			if got := strings.Join(f.askedTargets(), ","); got != "east,west" {
+			if got := f.AskedTargets(); got != "east,west" {
 				t.Errorf("broker was asked for %s, want east,west (one each; repeats from the cache)", got)
 			}
-			if entries, _ := testkit.CacheEntries(filepath.Join(dir, "cache")); len(entries) != 2 {
+			if entries, _ := testkit.CacheEntries(f.cacheDir); len(entries) != 2 {
 				t.Errorf("cache holds %d entries, want 2 (one per cluster)", len(entries))
 			}
 		})

@@ -3,8 +3,6 @@
 package main
 
 import (
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net"
@@ -22,108 +20,133 @@ import (
 )
 
 // faultCase is one thing that goes wrong around a `brokercred token` call:
-// at the broker, at the caller, or in the cache. Issue 8 lists them; the
-// ones TestCLIErrors already drives are not repeated here.
+// at the broker, at the caller, or in the cache (issue 8 lists them). The
+// call runs as a user runs it: a process with the fixture's flags, args and
+// env, and the test looks at its exit code, its stderr line, its stdout and
+// the files it left in the cache.
 type faultCase struct {
 	name string
-	opts brokertest.Options
-	// prepare injects the fault into f. It may prime the cache first (those
-	// broker requests count in wantRequests).
-	prepare func(t *testing.T, f *faultFixture)
-	// wantOK says the call must print a correct credential; otherwise it
-	// must fail with one stderr line holding wantErr.
-	wantOK  bool
-	wantErr string
+	opts brokertest.Options // the broker's
+	// unprivileged runs the brokercred processes of the case as a user
+	// whom file modes bind: nobody when the tests run as root (as CI does),
+	// else this process's user.
+	unprivileged bool
+	// setup injects the fault into f; nil injects none beyond args and env.
+	// It may prime the cache first (those broker requests count in
+	// wantRequests).
+	setup func(t *testing.T, f *fixture)
+	args  []string // flags after the fixture's, added after setup
+	env   []string // environment added after setup
+
+	// wantExit is the exit code. Zero means the call must print a correct
+	// credential on stdout and nothing on stderr; otherwise it must print
+	// nothing on stdout and one stderr line holding wantStderr.
+	wantExit   int
+	wantStderr string
 	// wantRequests is how many requests the broker gets, priming included.
 	wantRequests int
-	// uncached says a successful call could not cache its token, so the
-	// healthy call after it asks the broker again.
+	// uncached says a successful call could not cache its token: it leaves
+	// no cache entry, and the healthy call after it asks the broker again.
+	// A failed call always leaves none.
 	uncached bool
 	// check looks further at a successful call's credential.
-	check func(t *testing.T, f *faultFixture, start, end time.Time, cred credential)
+	check func(t *testing.T, f *fixture, start, end time.Time, cred credential)
 }
 
-// faultFixture is a fixture with what a fault may change beyond flags: a
-// command that wraps the process (ulimit), tokens planted where they must
-// never be served from, and how to heal the fault for the call after it.
-type faultFixture struct {
-	*fixture
-	wrap   []string
-	poison []string
-	heal   []func()
-}
-
-// run runs brokercred as the fixture says, inside wrap when set.
-func (f *faultFixture) run(t *testing.T, extra ...string) result {
+// arrange starts a fixture with the case's fault injected, and returns it
+// with a copy of the fixture as it was before the fault.
+func (tc faultCase) arrange(t *testing.T) (f *fixture, healthy fixture) {
 	t.Helper()
-	argv := append(append(append([]string(nil), f.wrap...), binary), append(f.args(), extra...)...)
-	return runArgv(t, f.env, argv)
-}
-
-// runArgv runs argv[0] with the rest as arguments and exactly env.
-func runArgv(t *testing.T, env, argv []string) result {
-	t.Helper()
-	r, err := execute(env, argv)
-	if err != nil {
-		t.Fatalf("run %s: %v", filepath.Base(argv[0]), err)
+	f = newFixture(t, withBroker(tc.opts))
+	if tc.unprivileged && os.Geteuid() == 0 {
+		f.runAsNobody(t)
 	}
-	return r
+	healthy = *f
+	if tc.setup != nil {
+		tc.setup(t, f)
+	}
+	f.extra = append(f.extra, tc.args...)
+	f.env = append(f.env, tc.env...)
+	return f, healthy
 }
 
-// newFaultFixture starts a broker with opts and writes a sentinel pod token
-// whose signature is easy to spot in a leak.
-func newFaultFixture(t *testing.T, opts brokertest.Options) *faultFixture {
+// healed undoes the fault of f: it runs f's heal functions and returns the
+// healthy fixture with what the faulty call left behind, its cache dir and
+// every secret, and the pod token its token file holds now.
+func healed(t *testing.T, f *fixture, healthy fixture) *fixture {
 	t.Helper()
-	f := &faultFixture{fixture: newFixture(t, opts, podSubject)}
-	f.writePodToken(t, sentinelPodToken(podSubject))
-	return f
+	for _, h := range f.heal {
+		h()
+	}
+	healthy.cacheDir = f.cacheDir
+	healthy.planted = append(f.planted, f.podToken)
+	healthy.podToken = string(mustRead(t, healthy.tokenFile))
+	return &healthy
 }
 
-// sentinelPodToken is a pod token for subject whose signature part starts
-// with POD-SENTINEL. The fake broker reads its claims without verifying it.
-func sentinelPodToken(subject string) string {
-	tok := brokertest.PodToken(subject, time.Now().Add(time.Hour))
-	return tok[:strings.LastIndex(tok, ".")+1] + "POD-SENTINEL-" + randomB64(48)
-}
+// nobody is the uid and gid of the unprivileged user.
+const nobody = 65534
 
-func randomB64(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-// secrets are every token the case must not leak: the pod token, all the
-// broker minted, and all planted.
-func (f *faultFixture) secrets() []string {
-	return append(append([]string{f.podToken}, f.broker.Issued()...), f.poison...)
+// runAsNobody makes f run brokercred as nobody, with the pod token, the
+// broker CA and the cache in a dir nobody owns. The dir is not a t.TempDir,
+// which sits in a dir that only root may enter.
+func (f *fixture) runAsNobody(t *testing.T) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "brokercred-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	f.tokenFile = filepath.Join(dir, "token")
+	if err := os.WriteFile(f.tokenFile, []byte(f.podToken), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f.caFile = f.Broker.CAFile(dir)
+	f.cacheDir = filepath.Join(dir, "cache")
+	for _, path := range []string{dir, f.tokenFile, f.caFile} {
+		if err := os.Chown(path, nobody, nobody); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.attr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
 }
 
 // prime makes one successful call so the cache holds an entry, and returns
 // its path.
-func (f *faultFixture) prime(t *testing.T) string {
+func (f *fixture) prime(t *testing.T) string {
 	t.Helper()
-	if r := f.fixture.run(t); r.code != 0 {
-		t.Fatalf("priming the cache: exit code %d, stderr:\n%s", r.code, r.stderr)
+	if r := f.call(t, "token"); r.code != 0 {
+		t.Fatalf("priming the cache: exit code %d, stderr:\n%s", r.code, redact(r.stderr))
 	}
-	entries, err := testkit.CacheEntries(f.cacheDir)
-	if err != nil || len(entries) != 1 {
-		t.Fatalf("cache holds entries %v (%v), want exactly one", entries, err)
+	entries := cacheEntries(t, f)
+	if len(entries) != 1 {
+		t.Fatalf("cache holds entries %v, want exactly one", entries)
 	}
 	return entries[0]
+}
+
+// cacheEntries are the paths of the entries in f's cache dir.
+func cacheEntries(t *testing.T, f *fixture) []string {
+	t.Helper()
+	entries, err := testkit.CacheEntries(f.cacheDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return entries
 }
 
 // plantPoison rewrites the cached entry at path to hold a token the broker
 // really issued for this target and subject, valid for an hour, after edit
 // has changed the entry's fields. The entry is untrustworthy, so the token
 // must never be served, although it would work.
-func (f *faultFixture) plantPoison(t *testing.T, path string, edit func(map[string]any)) {
+func (f *fixture) plantPoison(t *testing.T, path string, edit func(map[string]any)) {
 	t.Helper()
 	var e map[string]any
 	if err := json.Unmarshal(mustRead(t, path), &e); err != nil {
 		t.Fatal(err)
 	}
-	poison := f.broker.Issue(f.target, podSubject, time.Now().Add(time.Hour))
-	f.poison = append(f.poison, poison)
+	poison := f.Broker.Issue(f.target, podSubject, time.Now().Add(time.Hour))
+	f.planted = append(f.planted, poison)
 	e["token"] = poison
 	if edit != nil {
 		edit(e)
@@ -135,6 +158,14 @@ func (f *faultFixture) plantPoison(t *testing.T, path string, edit func(map[stri
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// writeTokenFile writes token into a new file and points the fixture's
+// --token-file at it, leaving the healthy pod token file as it was.
+func (f *fixture) writeTokenFile(t *testing.T, token string) {
+	t.Helper()
+	f.tokenFile = filepath.Join(t.TempDir(), "token")
+	f.writePodToken(t, token)
 }
 
 func mustRead(t *testing.T, path string) []byte {
@@ -211,128 +242,135 @@ func faultCases() []faultCase {
 		// Broker faults.
 		{
 			name: "connection refused",
-			prepare: func(t *testing.T, f *faultFixture) {
+			setup: func(t *testing.T, f *fixture) {
 				f.brokerURL = "https://" + closedPort(t) + brokertest.Path
 			},
-			wantErr: "connection refused; check the URL, DNS and network policy",
+			wantExit:   1,
+			wantStderr: "connection refused; check the URL, DNS and network policy",
 		},
 		{
 			name: "DNS failure",
-			prepare: func(t *testing.T, f *faultFixture) {
+			setup: func(t *testing.T, f *fixture) {
 				f.brokerURL = "https://broker.brokercred.invalid" + brokertest.Path
 			},
-			wantErr: "reach broker broker.brokercred.invalid: dial tcp: lookup broker.brokercred.invalid",
+			wantExit:   1,
+			wantStderr: "reach broker broker.brokercred.invalid: dial tcp: lookup broker.brokercred.invalid",
 		},
 		{
 			name: "TLS certificate for another host name",
-			prepare: func(t *testing.T, f *faultFixture) {
+			setup: func(t *testing.T, f *fixture) {
 				f.brokerURL = strings.Replace(f.brokerURL, "127.0.0.1", "localhost", 1)
 			},
-			wantErr: "presented a certificate for another host name; fix --broker-url",
+			wantExit:   1,
+			wantStderr: "presented a certificate for another host name; fix --broker-url",
 		},
 		{
 			name: "TLS certificate expired",
-			prepare: func(t *testing.T, f *faultFixture) {
+			setup: func(t *testing.T, f *fixture) {
 				expired := brokertest.NewServer(brokertest.Options{ExpiredCert: true})
 				t.Cleanup(expired.Close)
 				f.brokerURL, f.caFile = expired.URL, expired.CAFile(t.TempDir())
 			},
-			wantErr: "presented an invalid certificate (expired or not yet valid); renew the broker's certificate or fix the clock",
+			wantExit:   1,
+			wantStderr: "presented an invalid certificate (expired or not yet valid); renew the broker's certificate or fix the clock",
 		},
 		{
 			name: "hanging broker",
-			prepare: func(t *testing.T, f *faultFixture) {
-				f.broker.Queue(brokertest.Response{Hang: true})
-				f.extra = append(f.extra, "--timeout", "1s")
+			setup: func(t *testing.T, f *fixture) {
+				f.Broker.Queue(brokertest.Response{Hang: true})
 			},
-			wantErr:      "did not answer in time; check it is up and reachable, or raise --timeout",
+			args:         []string{"--timeout", "1s"},
+			wantExit:     1,
+			wantStderr:   "did not answer in time; check it is up and reachable, or raise --timeout",
 			wantRequests: 1,
 		},
 		{
 			name: "slow body",
-			prepare: func(t *testing.T, f *faultFixture) {
-				tok := f.broker.Issue(f.target, podSubject, time.Now().Add(time.Hour))
-				f.broker.Queue(brokertest.Response{Header: map[string]string{"Content-Type": "text/plain"}, Body: tok, Trickle: 100 * time.Millisecond})
-				f.extra = append(f.extra, "--timeout", "1s")
+			setup: func(t *testing.T, f *fixture) {
+				tok := f.Broker.Issue(f.target, podSubject, time.Now().Add(time.Hour))
+				f.Broker.Queue(brokertest.Response{Header: map[string]string{"Content-Type": "text/plain"}, Body: tok, Trickle: 100 * time.Millisecond})
 			},
-			wantErr:      "did not finish its answer in time",
+			args:         []string{"--timeout", "1s"},
+			wantExit:     1,
+			wantStderr:   "did not finish its answer in time",
 			wantRequests: 1,
 		},
 		{
 			name: "connection reset once, then a token",
-			prepare: func(t *testing.T, f *faultFixture) {
-				f.broker.Queue(reset)
+			setup: func(t *testing.T, f *fixture) {
+				f.Broker.Queue(reset)
 			},
-			wantOK:       true,
 			wantRequests: 2,
 		},
 		{
 			name: "connection reset on every try",
-			prepare: func(t *testing.T, f *faultFixture) {
-				f.broker.Queue(reset, reset, reset, reset, reset)
+			setup: func(t *testing.T, f *fixture) {
+				f.Broker.Queue(reset, reset, reset, reset, reset)
 			},
-			wantErr:      "connection reset by peer; check the URL, DNS and network policy",
+			wantExit:     1,
+			wantStderr:   "connection reset by peer; check the URL, DNS and network policy",
 			wantRequests: 5,
 		},
 		{
 			name: "500 and 502, then a token",
-			prepare: func(t *testing.T, f *faultFixture) {
-				f.broker.Queue(status500, status502)
+			setup: func(t *testing.T, f *fixture) {
+				f.Broker.Queue(status500, status502)
 			},
-			wantOK:       true,
 			wantRequests: 3,
 		},
 		{
 			name: "429 with Retry-After inside --timeout",
-			prepare: func(t *testing.T, f *faultFixture) {
-				f.broker.Queue(brokertest.Response{Status: 429, Header: map[string]string{"Retry-After": "1"}})
-				f.extra = append(f.extra, "--timeout", "10s")
+			setup: func(t *testing.T, f *fixture) {
+				f.Broker.Queue(brokertest.Response{Status: 429, Header: map[string]string{"Retry-After": "1"}})
 			},
-			wantOK:       true,
+			args:         []string{"--timeout", "10s"},
 			wantRequests: 2,
 		},
 		{
 			name: "429 with Retry-After beyond --timeout",
-			prepare: func(t *testing.T, f *faultFixture) {
-				f.broker.Queue(brokertest.Response{Status: 429, Header: map[string]string{"Retry-After": "3600"}})
-				f.extra = append(f.extra, "--timeout", "3s")
+			setup: func(t *testing.T, f *fixture) {
+				f.Broker.Queue(brokertest.Response{Status: 429, Header: map[string]string{"Retry-After": "3600"}})
 			},
-			wantErr:      "is rate limiting (HTTP 429) and did not recover within --timeout",
+			args:         []string{"--timeout", "3s"},
+			wantExit:     1,
+			wantStderr:   "is rate limiting (HTTP 429) and did not recover within --timeout",
 			wantRequests: 1,
 		},
 		{
 			name: "401 is not retried and names the subject",
-			prepare: func(t *testing.T, f *faultFixture) {
-				f.broker.Queue(brokertest.Response{Status: 401, Body: "token rejected"})
+			setup: func(t *testing.T, f *fixture) {
+				f.Broker.Queue(brokertest.Response{Status: 401, Body: "token rejected"})
 			},
-			wantErr:      "broker refused the identity \"" + podSubject + "\" for target \"prod-east\" (HTTP 401)",
+			wantExit:     1,
+			wantStderr:   "broker refused the identity \"" + podSubject + "\" for target \"prod-east\" (HTTP 401)",
 			wantRequests: 1,
 		},
 		{
 			name: "malformed JSON",
-			prepare: func(t *testing.T, f *faultFixture) {
-				tok := f.broker.Issue(f.target, podSubject, time.Now().Add(time.Hour))
-				f.broker.Queue(brokertest.Response{Header: map[string]string{"Content-Type": "application/json"}, Body: `{"token": "` + tok})
+			setup: func(t *testing.T, f *fixture) {
+				tok := f.Broker.Issue(f.target, podSubject, time.Now().Add(time.Hour))
+				f.Broker.Queue(brokertest.Response{Header: map[string]string{"Content-Type": "application/json"}, Body: `{"token": "` + tok})
 			},
-			wantErr:      "answered with malformed JSON (syntax error at byte",
+			wantExit:     1,
+			wantStderr:   "answered with malformed JSON (syntax error at byte",
 			wantRequests: 1,
 		},
 		{
 			name: "endless body",
-			prepare: func(t *testing.T, f *faultFixture) {
-				tok := f.broker.Issue(f.target, podSubject, time.Now().Add(time.Hour))
-				f.broker.Queue(brokertest.Response{Header: map[string]string{"Content-Type": "text/plain"}, Body: strings.Repeat(tok, 64), Endless: true})
+			setup: func(t *testing.T, f *fixture) {
+				tok := f.Broker.Issue(f.target, podSubject, time.Now().Add(time.Hour))
+				f.Broker.Queue(brokertest.Response{Header: map[string]string{"Content-Type": "text/plain"}, Body: strings.Repeat(tok, 64), Endless: true})
 			},
-			wantErr:      "answered with a body larger than 256 KiB, which is no token; check --broker-url",
+			wantExit:     1,
+			wantStderr:   "answered with a body larger than 256 KiB, which is no token; check --broker-url",
 			wantRequests: 1,
 		},
 		{
 			name:         "token without exp uses --default-ttl",
 			opts:         brokertest.Options{NoExp: true},
-			prepare:      func(t *testing.T, f *faultFixture) { f.extra = append(f.extra, "--default-ttl", "90s") },
-			wantOK:       true,
+			args:         []string{"--default-ttl", "90s"},
 			wantRequests: 1,
-			check: func(t *testing.T, f *faultFixture, start, end time.Time, cred credential) {
+			check: func(t *testing.T, f *fixture, start, end time.Time, cred credential) {
 				// 90s lifetime, reported the default 10s refresh margin early.
 				lo, hi := start.Add(80*time.Second).Truncate(time.Second), end.Add(80*time.Second)
 				if got := cred.Status.ExpirationTimestamp; got.Before(lo) || got.After(hi) {
@@ -341,65 +379,181 @@ func faultCases() []faultCase {
 			},
 		},
 
-		// Caller faults.
 		{
-			name: "pod token is not a JWT",
-			prepare: func(t *testing.T, f *faultFixture) {
-				f.writePodToken(t, "OPAQUE-SENTINEL-"+randomB64(48))
+			name: "broker refuses the subject (403)",
+			opts: brokertest.Options{Allow: []string{podSubject}},
+			setup: func(t *testing.T, f *fixture) {
+				f.writeTokenFile(t, sentinelPodToken(refusedSubject))
 			},
-			wantOK:       true,
+			wantExit:     1,
+			wantStderr:   "broker refused the identity \"" + refusedSubject + "\" for target \"prod-east\" (HTTP 403)",
 			wantRequests: 1,
 		},
 		{
-			name: "pod token unreadable",
-			prepare: func(t *testing.T, f *faultFixture) {
+			name: "wrong broker path (404)",
+			setup: func(t *testing.T, f *fixture) {
+				f.brokerURL = strings.TrimSuffix(f.brokerURL, brokertest.Path) + "/api/get-token"
+			},
+			wantExit:   1,
+			wantStderr: "has no such endpoint (HTTP 404)",
+		},
+		{
+			name: "HTML login page with 200",
+			setup: func(t *testing.T, f *fixture) {
+				f.Broker.Queue(brokertest.Response{
+					Status: 200,
+					Header: map[string]string{"Content-Type": "text/html; charset=utf-8"},
+					Body:   "<html><body>Sign in, secret-page-marker</body></html>",
+				})
+				f.planted = append(f.planted, "secret-page-marker")
+			},
+			wantExit:     1,
+			wantStderr:   "answered with an HTML page, not a token",
+			wantRequests: 1,
+		},
+		{
+			name: "empty body",
+			setup: func(t *testing.T, f *fixture) {
+				f.Broker.Queue(brokertest.Response{Status: 200, Header: map[string]string{"Content-Type": "text/plain"}})
+			},
+			wantExit:     1,
+			wantStderr:   "answered with an empty body",
+			wantRequests: 1,
+		},
+		{
+			name: "503 three times then a token",
+			setup: func(t *testing.T, f *fixture) {
+				unavailable := brokertest.Response{Status: 503, Body: "busy"}
+				f.Broker.Queue(unavailable, unavailable, unavailable)
+			},
+			wantRequests: 4,
+		},
+		{
+			name:       "broker CA not trusted",
+			setup:      func(t *testing.T, f *fixture) { f.caFile = "" },
+			wantExit:   1,
+			wantStderr: "certificate from an unknown authority; set --ca-file",
+		},
+		{
+			name: "broker issues an expired token",
+			setup: func(t *testing.T, f *fixture) {
+				tok := f.Broker.Issue("prod-east", podSubject, time.Now().Add(-time.Minute))
+				f.Broker.Queue(brokertest.Response{Status: 200, Header: map[string]string{"Content-Type": "text/plain"}, Body: tok})
+			},
+			wantExit:     1,
+			wantStderr:   "broker issued a token for target \"prod-east\" that expired at",
+			wantRequests: 1,
+		},
+
+		// Caller faults.
+		{
+			name:       "missing pod token file",
+			setup:      func(t *testing.T, f *fixture) { f.tokenFile += ".missing" },
+			wantExit:   1,
+			wantStderr: "no such file; is automountServiceAccountToken off?",
+		},
+		{
+			name: "empty pod token",
+			setup: func(t *testing.T, f *fixture) {
+				f.tokenFile = filepath.Join(t.TempDir(), "token")
+				if err := os.WriteFile(f.tokenFile, []byte(" \n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			},
+			wantExit:   1,
+			wantStderr: "is empty; check the projected ServiceAccount token volume",
+		},
+		{
+			name: "expired pod token",
+			setup: func(t *testing.T, f *fixture) {
+				f.writeTokenFile(t, brokertest.PodToken(podSubject, time.Now().Add(-time.Hour)))
+			},
+			wantExit:   1,
+			wantStderr: "expired at",
+		},
+		{
+			name: "http broker URL without --insecure-http",
+			setup: func(t *testing.T, f *fixture) {
+				f.brokerURL = strings.Replace(f.brokerURL, "https://", "http://", 1)
+			},
+			wantExit:   1,
+			wantStderr: "is plain http and would expose the pod token",
+		},
+		{
+			name:       "unknown apiVersion in KUBERNETES_EXEC_INFO",
+			env:        []string{`KUBERNETES_EXEC_INFO={"apiVersion":"client.authentication.k8s.io/v1alpha1","kind":"ExecCredential","spec":{}}`},
+			wantExit:   1,
+			wantStderr: `asks for apiVersion "client.authentication.k8s.io/v1alpha1"`,
+		},
+		{
+			name:       "malformed KUBERNETES_EXEC_INFO",
+			env:        []string{`KUBERNETES_EXEC_INFO={"apiVersion":`},
+			wantExit:   1,
+			wantStderr: "KUBERNETES_EXEC_INFO is not valid JSON",
+		},
+		{
+			name:       "missing --target",
+			setup:      func(t *testing.T, f *fixture) { f.target = "" },
+			wantExit:   1,
+			wantStderr: "no target cluster; set --target",
+		},
+		{
+			name: "pod token is not a JWT",
+			setup: func(t *testing.T, f *fixture) {
+				f.writePodToken(t, "OPAQUE-SENTINEL-"+randomB64(48))
+			},
+			wantRequests: 1,
+		},
+		{
+			name:         "pod token unreadable",
+			unprivileged: true,
+			setup: func(t *testing.T, f *fixture) {
 				if err := os.Chmod(f.tokenFile, 0); err != nil {
 					t.Fatal(err)
 				}
 				f.heal = append(f.heal, func() { _ = os.Chmod(f.tokenFile, 0o600) })
-				if _, err := os.ReadFile(f.tokenFile); err == nil {
-					t.Skipf("running as uid %d, which reads a mode 000 file", os.Geteuid())
-				}
 			},
-			wantErr: "permission denied; run as a user that can read it (fsGroup) or set --token-file",
+			wantExit:   1,
+			wantStderr: "permission denied; run as a user that can read it (fsGroup) or set --token-file",
 		},
 		{
-			name:    "bad flag value",
-			prepare: func(t *testing.T, f *faultFixture) { f.extra = append(f.extra, "--timeout", "soon") },
-			wantErr: `--timeout: expected duration but got "soon"`,
+			name:       "bad flag value",
+			args:       []string{"--timeout", "soon"},
+			wantExit:   80, // kong's usage error
+			wantStderr: `--timeout: expected duration but got "soon"`,
 		},
 		{
-			name:    "misspelt flag",
-			prepare: func(t *testing.T, f *faultFixture) { f.extra = append(f.extra, "--refresh-margn", "5s") },
-			wantErr: `unknown flag --refresh-margn, did you mean "--refresh-margin"?`,
+			name:       "misspelt flag",
+			args:       []string{"--refresh-margn", "5s"},
+			wantExit:   80, // kong's usage error
+			wantStderr: `unknown flag --refresh-margn, did you mean "--refresh-margin"?`,
 		},
 		{
-			name:    "unknown protocol",
-			prepare: func(t *testing.T, f *faultFixture) { f.extra = append(f.extra, "--protocol", "soap") },
-			wantErr: `--protocol must be one of "get-target-token","get","token-exchange"`,
+			name:       "unknown protocol",
+			args:       []string{"--protocol", "soap"},
+			wantExit:   80, // kong's usage error
+			wantStderr: `--protocol must be one of "get-target-token","get","token-exchange"`,
 		},
 		{
-			name: "unknown protocol from env",
-			prepare: func(t *testing.T, f *faultFixture) {
-				f.env = append(f.env, "BROKERCRED_PROTOCOL=soap")
-			},
-			wantErr: `--protocol must be one of "get-target-token","get","token-exchange"`,
+			name:       "unknown protocol from env",
+			env:        []string{"BROKERCRED_PROTOCOL=soap"},
+			wantExit:   80, // kong's usage error
+			wantStderr: `--protocol must be one of "get-target-token","get","token-exchange"`,
 		},
 
 		// Cache faults.
 		{
 			name: "corrupt entry",
-			prepare: func(t *testing.T, f *faultFixture) {
+			setup: func(t *testing.T, f *fixture) {
 				if err := os.WriteFile(f.prime(t), []byte("\x00\x01 not json"), 0o600); err != nil {
 					t.Fatal(err)
 				}
 			},
-			wantOK:       true,
 			wantRequests: 2,
 		},
 		{
 			name: "truncated entry holding a whole token",
-			prepare: func(t *testing.T, f *faultFixture) {
+			setup: func(t *testing.T, f *fixture) {
 				path := f.prime(t)
 				f.plantPoison(t, path, nil)
 				data := mustRead(t, path)
@@ -407,52 +561,47 @@ func faultCases() []faultCase {
 					t.Fatal(err)
 				}
 			},
-			wantOK:       true,
 			wantRequests: 2,
 		},
 		{
 			name: "entry in an older format",
-			prepare: func(t *testing.T, f *faultFixture) {
+			setup: func(t *testing.T, f *fixture) {
 				f.plantPoison(t, f.prime(t), func(e map[string]any) { e["version"] = 0 })
 			},
-			wantOK:       true,
 			wantRequests: 2,
 		},
 		{
 			name: "entry readable by others",
-			prepare: func(t *testing.T, f *faultFixture) {
+			setup: func(t *testing.T, f *fixture) {
 				path := f.prime(t)
 				f.plantPoison(t, path, nil)
 				if err := os.Chmod(path, 0o644); err != nil {
 					t.Fatal(err)
 				}
 			},
-			wantOK:       true,
 			wantRequests: 2,
 		},
 		{
 			name: "entry owned by another user",
-			prepare: func(t *testing.T, f *faultFixture) {
+			setup: func(t *testing.T, f *fixture) {
 				if os.Geteuid() != 0 {
 					t.Skip("only root can give a file to another user")
 				}
 				path := f.prime(t)
 				f.plantPoison(t, path, nil)
-				if err := os.Chown(path, 65534, 65534); err != nil {
+				if err := os.Chown(path, nobody, nobody); err != nil {
 					t.Fatal(err)
 				}
 			},
-			wantOK:       true,
 			wantRequests: 2,
 		},
 		{
 			name: "cache dir with missing parents",
-			prepare: func(t *testing.T, f *faultFixture) {
+			setup: func(t *testing.T, f *fixture) {
 				f.cacheDir = filepath.Join(t.TempDir(), "home", "argocd", ".cache", "brokercred")
 			},
-			wantOK:       true,
 			wantRequests: 1,
-			check: func(t *testing.T, f *faultFixture, _, _ time.Time, _ credential) {
+			check: func(t *testing.T, f *fixture, _, _ time.Time, _ credential) {
 				info, err := os.Stat(f.cacheDir)
 				if err != nil || info.Mode().Perm() != 0o700 {
 					t.Errorf("cache dir: %v, %v; want mode 0700", info.Mode(), err)
@@ -461,7 +610,7 @@ func faultCases() []faultCase {
 		},
 		{
 			name: "lock held by a killed process",
-			prepare: func(t *testing.T, f *faultFixture) {
+			setup: func(t *testing.T, f *fixture) {
 				entry := f.prime(t)
 				if err := os.Remove(entry); err != nil {
 					t.Fatal(err)
@@ -476,12 +625,11 @@ func faultCases() []faultCase {
 				}
 				_ = holder.Wait()
 			},
-			wantOK:       true,
 			wantRequests: 2,
 		},
 		{
 			name: "lock held by a stuck process",
-			prepare: func(t *testing.T, f *faultFixture) {
+			setup: func(t *testing.T, f *fixture) {
 				entry := f.prime(t)
 				if err := os.Remove(entry); err != nil {
 					t.Fatal(err)
@@ -489,63 +637,61 @@ func faultCases() []faultCase {
 				lock := strings.TrimSuffix(entry, ".json") + ".lock"
 				holder := holdLock(t, lock)
 				f.heal = append(f.heal, func() { _ = holder.Process.Kill(); _ = holder.Wait() })
-				f.extra = append(f.extra, "--timeout", "2s")
 			},
-			wantOK:       true,
+			args:         []string{"--timeout", "2s"},
 			wantRequests: 2,
 			uncached:     true,
 		},
 		{
 			name: "disk full",
-			prepare: func(t *testing.T, f *faultFixture) {
+			setup: func(t *testing.T, f *fixture) {
 				// RLIMIT_FSIZE 0: every write that grows a file fails with
 				// EFBIG (Go ignores SIGXFSZ), as on a full disk.
 				f.wrap = []string{"/bin/sh", "-c", `ulimit -f 0 && exec "$0" "$@"`}
 			},
-			wantOK:       true,
 			wantRequests: 1,
 			uncached:     true,
 		},
 		{
-			name: "cache dir read-only",
-			prepare: func(t *testing.T, f *faultFixture) {
-				if os.Geteuid() == 0 {
-					t.Skip("root writes into a read-only directory")
-				}
-				if err := os.Remove(f.prime(t)); err != nil {
+			name:         "cache dir read-only",
+			unprivileged: true,
+			setup: func(t *testing.T, f *fixture) {
+				entry := f.prime(t)
+				if err := os.Remove(entry); err != nil {
 					t.Fatal(err)
 				}
-				if err := os.Chmod(f.cacheDir, 0o500); err != nil {
+				private := filepath.Dir(entry) // the user's own subdirectory
+				if err := os.Chmod(private, 0o500); err != nil {
 					t.Fatal(err)
 				}
-				f.heal = append(f.heal, func() { _ = os.Chmod(f.cacheDir, 0o700) })
+				f.heal = append(f.heal, func() { _ = os.Chmod(private, 0o700) })
 			},
-			wantOK:       true,
 			wantRequests: 2,
 			uncached:     true,
 		},
 	}
 }
 
+// refusedSubject is a pod identity the broker of the 403 case refuses.
+const refusedSubject = "system:serviceaccount:argocd:someone-else"
+
 func TestFaults(t *testing.T) {
 	for _, tc := range faultCases() {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFaultFixture(t, tc.opts)
-			healthy := *f.fixture
-			tc.prepare(t, f)
+			f, healthy := tc.arrange(t)
 
 			start := time.Now()
-			r := f.run(t)
+			r := f.call(t, "token")
 			end := time.Now()
 
 			assertNoSecret(t, "stderr", r.stderr, f.secrets()...)
-			if got := len(f.broker.Requests()); got != tc.wantRequests {
+			if got := len(f.Broker.Requests()); got != tc.wantRequests {
 				t.Errorf("broker got %d requests, want %d", got, tc.wantRequests)
 			}
 			var token string
-			if tc.wantOK {
+			if tc.wantExit == 0 {
 				if r.code != 0 || r.stderr != "" {
-					t.Fatalf("exit code %d, stderr:\n%s", r.code, r.stderr)
+					t.Fatalf("exit code %d, stderr:\n%s", r.code, redact(r.stderr))
 				}
 				cred := assertGoodCredential(t, f, r.stdout, end)
 				token = cred.Status.Token
@@ -553,35 +699,40 @@ func TestFaults(t *testing.T) {
 					tc.check(t, f, start, end, cred)
 				}
 			} else {
-				assertOneErrorLine(t, r, tc.wantErr)
-				t.Logf("%s", r.stderr) // checked above to hold no secret
+				if r.code != tc.wantExit {
+					t.Errorf("exit code %d, want %d", r.code, tc.wantExit)
+				}
+				assertOneErrorLine(t, r, tc.wantStderr)
+				assertNoSecret(t, "stdout", r.stdout, f.secrets()...)
+				t.Logf("%s", redact(r.stderr))
 			}
 			assertCacheClean(t, f)
+			cached, wantEntries := tc.wantExit == 0 && !tc.uncached, 0
+			if cached {
+				wantEntries = 1
+			}
+			if n := len(cacheEntries(t, f)); n != wantEntries {
+				t.Errorf("the call left %d cache entries, want %d", n, wantEntries)
+			}
 
 			// Heal the fault, keep the cache: the next call must get a
 			// correct credential, from the cache when the faulty call
 			// stored one, and never anything planted or half-written.
-			for _, h := range f.heal {
-				h()
-			}
-			cacheDir := f.cacheDir
-			podToken := f.podToken
-			f.fixture, f.wrap = &healthy, nil
-			f.cacheDir, f.podToken = cacheDir, podToken
-			before := len(f.broker.Requests())
-			again := f.run(t)
+			f = healed(t, f, healthy)
+			before := len(f.Broker.Requests())
+			again := f.call(t, "token")
 			if again.code != 0 || again.stderr != "" {
-				t.Fatalf("healthy call after the fault: exit code %d, stderr:\n%s", again.code, again.stderr)
+				t.Fatalf("healthy call after the fault: exit code %d, stderr:\n%s", again.code, redact(again.stderr))
 			}
 			cred := assertGoodCredential(t, f, again.stdout, time.Now())
 			wantNew := 1
-			if tc.wantOK && !tc.uncached {
+			if cached {
 				wantNew = 0
 				if cred.Status.Token != token {
 					t.Errorf("healthy call after the fault did not reuse the cached token")
 				}
 			}
-			if got := len(f.broker.Requests()) - before; got != wantNew {
+			if got := len(f.Broker.Requests()) - before; got != wantNew {
 				t.Errorf("healthy call after the fault made %d broker requests, want %d", got, wantNew)
 			}
 			assertCacheClean(t, f)
@@ -592,14 +743,14 @@ func TestFaults(t *testing.T) {
 // assertGoodCredential checks stdout is one ExecCredential holding a token
 // the broker issued for the fixture's target and pod identity, valid at now
 // and until the reported expiry, and not a planted one.
-func assertGoodCredential(t *testing.T, f *faultFixture, stdout string, now time.Time) credential {
+func assertGoodCredential(t *testing.T, f *fixture, stdout string, now time.Time) credential {
 	t.Helper()
 	cred := parseCredential(t, stdout)
 	tok := cred.Status.Token
 	rest := strings.Replace(stdout, tok, "", 1)
 	assertNoSecret(t, "stdout besides the token", rest, f.secrets()...)
-	assertNoSecret(t, "credential token", tok, append(f.poison, f.podToken)...)
-	if err := f.broker.Verify(tok, f.target, now); err != nil {
+	assertNoSecret(t, "credential token", tok, append([]string{f.podToken}, f.planted...)...)
+	if err := f.Broker.Verify(tok, f.target, now); err != nil {
 		t.Fatalf("credential token does not verify for %s: %v", f.target, err)
 	}
 	claims, _ := broker.ParseClaims(f.podToken)
@@ -608,7 +759,7 @@ func assertGoodCredential(t *testing.T, f *faultFixture, stdout string, now time
 	}
 	if exp := cred.Status.ExpirationTimestamp; !exp.After(now) {
 		t.Errorf("expirationTimestamp %v is not after the call", exp)
-	} else if err := f.broker.Verify(tok, f.target, exp); err != nil {
+	} else if err := f.Broker.Verify(tok, f.target, exp); err != nil {
 		t.Errorf("credential token is dead by its own expirationTimestamp: %v", err)
 	}
 	return cred
@@ -616,7 +767,7 @@ func assertGoodCredential(t *testing.T, f *faultFixture, stdout string, now time
 
 // assertCacheClean checks the cache holds no temp file left behind and
 // nothing that holds the pod token, and that no file name reveals a token.
-func assertCacheClean(t *testing.T, f *faultFixture) {
+func assertCacheClean(t *testing.T, f *fixture) {
 	t.Helper()
 	_ = filepath.WalkDir(f.cacheDir, func(path string, d os.DirEntry, err error) error {
 		if err != nil {

@@ -10,7 +10,7 @@ import (
 	"github.com/brokercred/brokercred/internal/broker/brokertest"
 )
 
-// TestNoTokenLeaks drives every fault of faultCases through the commands
+// TestNoTokenLeaks drives every case of faultCases through the commands
 // that TestFaults does not (`token -v` with its diagnostics, `doctor`, and
 // `cache list` and `cache clear` on what they left) with a sentinel pod
 // token, and checks that neither it, nor any token the broker minted or a
@@ -22,15 +22,14 @@ func TestNoTokenLeaks(t *testing.T) {
 		for _, command := range []string{"token -v", "doctor"} {
 			t.Run(tc.name+"/"+command, func(t *testing.T) {
 				t.Parallel()
-				f := newFaultFixture(t, tc.opts)
-				tc.prepare(t, f)
-				argv := append(append(append([]string(nil), f.wrap...), binary), strings.Fields(command)...)
-				r := runArgv(t, f.env, append(argv, f.args()[1:]...))
+				f, _ := tc.arrange(t)
+				r := f.call(t, strings.Fields(command)...)
 				assertNoLeak(t, f, command, r)
 
-				list := runBinary(t, f.env, "cache", "list", "--cache-dir", f.cacheDir)
+				f.wrap = nil // the cache commands run as the user, outside the fault
+				list := f.run(t, "cache", "list", "--cache-dir", f.cacheDir)
 				assertNoLeak(t, f, "cache list", list)
-				clear := runBinary(t, f.env, "cache", "clear", "--cache-dir", f.cacheDir)
+				clear := f.run(t, "cache", "clear", "--cache-dir", f.cacheDir)
 				assertNoLeak(t, f, "cache clear", clear)
 				assertCacheClean(t, f)
 			})
@@ -40,7 +39,7 @@ func TestNoTokenLeaks(t *testing.T) {
 
 // assertNoLeak checks one process's output for every secret of f. A
 // successful `token` may print its credential's token on stdout, there only.
-func assertNoLeak(t *testing.T, f *faultFixture, what string, r result) {
+func assertNoLeak(t *testing.T, f *fixture, what string, r result) {
 	t.Helper()
 	assertNoSecret(t, what+" stderr", r.stderr, f.secrets()...)
 	stdout := r.stdout
@@ -63,14 +62,14 @@ func TestRedirectKeepsPodTokenHome(t *testing.T) {
 	} {
 		for _, location := range []string{elsewhere.URL, strings.Replace(elsewhere.URL, "https://", "http://", 1)} {
 			t.Run(http.StatusText(code)+" to "+location[:strings.Index(location, ":")], func(t *testing.T) {
-				f := newFaultFixture(t, brokertest.Options{})
-				f.broker.Queue(brokertest.Response{Status: code, Header: map[string]string{"Location": location + "?targetName=prod-east"}})
+				f := newFixture(t)
+				f.Broker.Queue(brokertest.Response{Status: code, Header: map[string]string{"Location": location + "?targetName=prod-east"}})
 
-				r := f.run(t)
+				r := f.call(t, "token")
 
 				assertOneErrorLine(t, r, "redirected (HTTP ")
 				assertNoLeak(t, f, "token", r)
-				if got := len(f.broker.Requests()); got != 1 {
+				if got := len(f.Broker.Requests()); got != 1 {
 					t.Errorf("broker got %d requests, want 1 (a redirect is not retried)", got)
 				}
 				for _, req := range elsewhere.Requests() {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -67,25 +66,15 @@ func TestSoak(t *testing.T) {
 		t.Fatalf("%s=%q is not a positive duration", soakEnv, raw)
 	}
 
-	b := brokertest.NewServer(brokertest.Options{TTL: soakTTL})
-	t.Cleanup(b.Close)
-	dir := t.TempDir()
-	tokenFile := filepath.Join(dir, "token")
-	if err := os.WriteFile(tokenFile, []byte(brokertest.PodToken(podSubject, time.Now().Add(time.Hour+duration))), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	apis := map[string]*brokertest.APIServer{}
+	f := newFixture(t, withBroker(brokertest.Options{TTL: soakTTL}), withClusters(soakTargets...))
+	f.writePodToken(t, brokertest.PodToken(podSubject, time.Now().Add(time.Hour+duration)))
+	f.target = "" // each call names its own
+	f.extra = []string{"--refresh-margin", soakMargin.String()}
 	roots := x509.NewCertPool()
-	for _, target := range soakTargets {
-		api := brokertest.NewAPIServer(b, target)
-		t.Cleanup(api.Close)
-		apis[target] = api
+	for _, api := range f.APIs {
 		roots.AppendCertsFromPEM(api.CAPEM())
 	}
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}}
-	base := []string{"token", "--broker-url", b.URL, "--ca-file", b.CAFile(dir), "--token-file", tokenFile,
-		"--cache-dir", filepath.Join(dir, "cache"), "--refresh-margin", soakMargin.String()}
-	env := childEnv(t)
 
 	var stats soakStats
 	deadline := time.Now().Add(duration)
@@ -94,14 +83,14 @@ func TestSoak(t *testing.T) {
 		wg.Go(func() {
 			for n := loop; time.Now().Before(deadline); n++ {
 				target := soakTargets[n%len(soakTargets)]
-				soakOnce(&stats, env, append(base, "--target", target), b, apis[target], target, client)
+				soakOnce(&stats, f, target, client)
 			}
 		})
 	}
 	wg.Wait()
 
 	reqs := map[string]int{}
-	for _, r := range b.Requests() {
+	for _, r := range f.Broker.Requests() {
 		reqs[r.Target]++
 	}
 	// A JWT exp is whole seconds, so a token lives 4 to 5 s, 4.5 s on average,
@@ -113,7 +102,7 @@ func TestSoak(t *testing.T) {
 		stats.invocations.Load(), float64(stats.invocations.Load())/duration.Seconds(), stats.failures.Load(), stats.expired.Load(), stats.staleStamp.Load())
 	for _, target := range soakTargets {
 		t.Logf("broker requests for %s: %d (expected about %.0f = %v / %v served per token); API accepted %d, rejected %d",
-			target, reqs[target], expected, duration, served, apis[target].Accepted(), apis[target].Rejected())
+			target, reqs[target], expected, duration, served, f.APIs[target].Accepted(), f.APIs[target].Rejected())
 		if float64(reqs[target]) > 2*expected+3 {
 			t.Errorf("broker got %d requests for %s, more than twice the %.0f expected: the cache is not shared", reqs[target], target, expected)
 		}
@@ -131,9 +120,9 @@ func TestSoak(t *testing.T) {
 
 // soakOnce runs one brokercred call for target and uses its credential at
 // once against the target's API stub.
-func soakOnce(stats *soakStats, env, args []string, b *brokertest.Server, api *brokertest.APIServer, target string, client *http.Client) {
+func soakOnce(stats *soakStats, f *fixture, target string, client *http.Client) {
 	stats.invocations.Add(1)
-	r, err := execute(env, append([]string{binary}, args...))
+	r, err := f.execute(append([]string{"token", "--target", target}, f.flags()...)...)
 	arrived := time.Now()
 	if err != nil || r.code != 0 {
 		stats.fail("%s: exit %d %v: %s", target, r.code, err, strings.TrimSpace(r.stderr))
@@ -157,8 +146,8 @@ func soakOnce(stats *soakStats, env, args []string, b *brokertest.Server, api *b
 		stats.expired.Add(1)
 		return
 	}
-	if err := callAPI(client, api.URL, tok); err != nil {
-		if verr := b.Verify(tok, target, time.Now()); verr != nil && strings.Contains(verr.Error(), "expired") {
+	if err := callAPI(client, f.APIs[target].URL, tok); err != nil {
+		if verr := f.Broker.Verify(tok, target, time.Now()); verr != nil && strings.Contains(verr.Error(), "expired") {
 			stats.expired.Add(1)
 			return
 		}

@@ -23,16 +23,14 @@ import (
 	"k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/yaml"
 
+	"github.com/brokercred/brokercred/internal/broker/brokertest"
 	"github.com/brokercred/brokercred/internal/testkit"
 )
 
 // processTimeout bounds each brokercred run.
 const processTimeout = 5 * time.Minute
 
-const (
-	podSubject = "system:serviceaccount:argocd:argocd-application-controller"
-	apiVersion = "v1.34.0-brokertest" // what the fake API server reports
-)
+const podSubject = "system:serviceaccount:argocd:argocd-application-controller"
 
 // fleet is testkit's fleet of fake clusters, plus the cache dir a pod
 // would mount.
@@ -175,8 +173,8 @@ func TestArgoCDClusterSecret(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: ServerVersion: %v", name, err)
 		}
-		if got != apiVersion {
-			t.Errorf("%s: server version %q, want %q", name, got, apiVersion)
+		if got != brokertest.APIServerVersion {
+			t.Errorf("%s: server version %q, want %q", name, got, brokertest.APIServerVersion)
 		}
 	}
 	if got := f.AskedTargets(); got != "dev-cluster" {
@@ -422,8 +420,8 @@ func TestArgoCDConvertedSecrets(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: %s: ServerVersion: %v", name, what, err)
 			}
-			if got != apiVersion {
-				t.Errorf("%s: %s: server version %q, want %q", name, what, got, apiVersion)
+			if got != brokertest.APIServerVersion {
+				t.Errorf("%s: %s: server version %q, want %q", name, what, got, brokertest.APIServerVersion)
 			}
 		}
 	}

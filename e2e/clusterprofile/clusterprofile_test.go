@@ -10,15 +10,13 @@ import (
 	"sigs.k8s.io/cluster-inventory-api/pkg/access"
 	"sigs.k8s.io/yaml"
 
+	"github.com/brokercred/brokercred/internal/broker/brokertest"
 	"github.com/brokercred/brokercred/internal/config"
 	"github.com/brokercred/brokercred/internal/testkit"
 	"github.com/brokercred/brokercred/internal/token"
 )
 
-const (
-	podSubject = "system:serviceaccount:fleet:multicluster-controller"
-	apiVersion = "v1.34.0-brokertest" // what the fake API server reports
-)
+const podSubject = "system:serviceaccount:fleet:multicluster-controller"
 
 // fleet is testkit's fleet of fake clusters, one per ClusterProfile.
 type fleet struct{ *testkit.Fleet }
@@ -111,8 +109,8 @@ func TestClusterProfileProvider(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: ServerVersion: %v", name, err)
 		}
-		if got != apiVersion {
-			t.Errorf("%s: server version %q, want %q", name, got, apiVersion)
+		if got != brokertest.APIServerVersion {
+			t.Errorf("%s: server version %q, want %q", name, got, brokertest.APIServerVersion)
 		}
 	}
 	if got := f.AskedTargets(); got != "east,west" {

@@ -102,9 +102,6 @@ func runKubectl(t *testing.T, path string, extraEnv []string, args ...string) (s
 	return out.String(), errOut.String(), err
 }
 
-// versionOf is what the fake API server reports for GET /version.
-const versionOf = "v1.34.0-brokertest"
-
 func TestKubectlRunsGeneratedKubeconfig(t *testing.T) {
 	bins := testkit.Kubectls()
 	if len(bins) == 0 {
@@ -136,8 +133,8 @@ func testKubectlTarget(t *testing.T, kubectl, bin string) {
 		if err != nil {
 			t.Fatalf("run %d: get --raw /version: %v\nstderr:\n%s", run, err, stderr)
 		}
-		if !strings.Contains(stdout, versionOf) {
-			t.Errorf("run %d: stdout = %q, want it to contain %q", run, stdout, versionOf)
+		if !strings.Contains(stdout, brokertest.APIServerVersion) {
+			t.Errorf("run %d: stdout = %q, want it to contain %q", run, stdout, brokertest.APIServerVersion)
 		}
 	}
 	if got := strings.Join(f.askedTargets(), ","); got != "dev-cluster" {
@@ -163,8 +160,8 @@ func testKubectlClusterInfo(t *testing.T, kubectl, bin string) {
 		if err != nil {
 			t.Fatalf("--context %s get --raw /version: %v\nstderr:\n%s", context, err, stderr)
 		}
-		if !strings.Contains(stdout, versionOf) {
-			t.Errorf("--context %s: stdout = %q, want it to contain %q", context, stdout, versionOf)
+		if !strings.Contains(stdout, brokertest.APIServerVersion) {
+			t.Errorf("--context %s: stdout = %q, want it to contain %q", context, stdout, brokertest.APIServerVersion)
 		}
 	}
 	if got := strings.Join(f.askedTargets(), ","); got != "east,west" {

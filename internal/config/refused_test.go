@@ -8,6 +8,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/brokercred/brokercred/internal/broker/brokertest"
 	"github.com/brokercred/brokercred/internal/testkit"
 )
 
@@ -31,8 +32,8 @@ func TestRefusedTokenRecoversWithClientGo(t *testing.T) {
 	if _, err = testkit.ServerVersion(cfg); !apierrors.IsUnauthorized(err) {
 		t.Fatalf("call with the refused token: %v, want 401 (client-go does not retry the request)", err)
 	}
-	if v, err := testkit.ServerVersion(cfg); err != nil || v != versionOf {
-		t.Fatalf("call after the refusal: %q, %v; want %s with a new token", v, err, versionOf)
+	if v, err := testkit.ServerVersion(cfg); err != nil || v != brokertest.APIServerVersion {
+		t.Fatalf("call after the refusal: %q, %v; want %s with a new token", v, err, brokertest.APIServerVersion)
 	}
 	if n := len(f.broker.Requests()); n != 2 {
 		t.Errorf("broker requests = %d, want 2 (the first token, then one after the refusal)", n)
@@ -62,7 +63,7 @@ func TestRefusedTokenRecoversWithKubectl(t *testing.T) {
 			var ok bool
 			for range 2 {
 				stdout, _, err := get()
-				if ok = err == nil && strings.Contains(stdout, versionOf); ok {
+				if ok = err == nil && strings.Contains(stdout, brokertest.APIServerVersion); ok {
 					break
 				}
 			}

@@ -6,6 +6,7 @@ package testkit
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -72,38 +73,60 @@ func ServerVersion(cfg *rest.Config) (string, error) {
 	return v.GitVersion, nil
 }
 
-// BuildBrokercred builds the brokercred binary from the main module at root
-// (its own go.mod, whatever module the test runs in) into a temp dir.
-func BuildBrokercred(t testing.TB, root string) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "brokercred")
+// Build builds the brokercred binary from the main module at root (its own
+// go.mod, whatever module the caller runs in) into dir and returns its path.
+// It is for a TestMain, which has no testing.TB; a test calls
+// BuildBrokercred.
+func Build(root, dir string) (string, error) {
+	bin := filepath.Join(dir, "brokercred")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build brokercred: %v\n%s", err, out)
+		return "", fmt.Errorf("go build brokercred: %w\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// BuildBrokercred builds the brokercred binary from the main module at root
+// into a temp dir, as Build does.
+func BuildBrokercred(t testing.TB, root string) string {
+	t.Helper()
+	bin, err := Build(root, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
 	}
 	return bin
 }
 
 // Fleet is a fake broker, one fake API server per cluster name that trusts
-// that broker's tokens for its name, a pod token for Subject, and the
-// brokercred binary: the remote side of a fleet of clusters.
+// that broker's tokens for its name, a pod token, and the brokercred
+// binary: the remote side of a fleet of clusters.
 type Fleet struct {
-	Bin       string
+	Bin       string // empty when StartFleet built none
 	Broker    *brokertest.Server
 	APIs      map[string]*brokertest.APIServer
 	Dir       string // holds the pod token, CA files and the cache
 	TokenFile string
 }
 
-// NewFleet starts the broker and one API server per name, all stopped when
-// the test ends, and builds brokercred from root.
+// NewFleet starts the default broker and one API server per name, all
+// stopped when the test ends, with a pod token for subject, and builds
+// brokercred from root.
 func NewFleet(t testing.TB, root, subject string, names ...string) *Fleet {
 	t.Helper()
-	f := &Fleet{Bin: BuildBrokercred(t, root), Broker: brokertest.NewServer(brokertest.Options{}),
-		APIs: map[string]*brokertest.APIServer{}, Dir: t.TempDir()}
+	f := StartFleet(t, brokertest.Options{}, brokertest.PodToken(subject, time.Now().Add(time.Hour)), names...)
+	f.Bin = BuildBrokercred(t, root)
+	return f
+}
+
+// StartFleet starts a broker with opts and one API server per name, all
+// stopped when the test ends, and writes podToken to TokenFile. It builds
+// no binary: Bin is empty, for a caller that has built one already.
+func StartFleet(t testing.TB, opts brokertest.Options, podToken string, names ...string) *Fleet {
+	t.Helper()
+	f := &Fleet{Broker: brokertest.NewServer(opts), APIs: map[string]*brokertest.APIServer{}, Dir: t.TempDir()}
 	t.Cleanup(f.Broker.Close)
 	for _, name := range names {
 		api := brokertest.NewAPIServer(f.Broker, name)
@@ -111,7 +134,7 @@ func NewFleet(t testing.TB, root, subject string, names ...string) *Fleet {
 		f.APIs[name] = api
 	}
 	f.TokenFile = filepath.Join(f.Dir, "token")
-	if err := os.WriteFile(f.TokenFile, []byte(brokertest.PodToken(subject, time.Now().Add(time.Hour))), 0o600); err != nil {
+	if err := os.WriteFile(f.TokenFile, []byte(podToken), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return f

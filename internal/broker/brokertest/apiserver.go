@@ -12,6 +12,9 @@ import (
 	"time"
 )
 
+// APIServerVersion is the gitVersion an APIServer reports for GET /version.
+const APIServerVersion = "v1.34.0-brokertest"
+
 // APIServer is a fake Kubernetes API server that answers GET /version to
 // callers holding a token the broker issued for its target, and 401 to others.
 type APIServer struct {
@@ -93,5 +96,5 @@ func (a *APIServer) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	a.accepted.Add(1)
 	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write([]byte(`{"major":"1","minor":"34","gitVersion":"v1.34.0-brokertest","platform":"linux/amd64"}`))
+	_, _ = w.Write([]byte(`{"major":"1","minor":"34","gitVersion":"` + APIServerVersion + `","platform":"linux/amd64"}`))
 }
