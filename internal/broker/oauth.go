@@ -16,10 +16,10 @@ import (
 // shared by the token-exchange and client-assertion protocols. The zero value
 // is a client without id or secret asking for no scope and no audience.
 type OAuthClient struct {
-	ClientID         string   `name:"client-id" env:"BROKERCRED_CLIENT_ID" placeholder:"ID" help:"OAuth client brokercred authenticates as (token-exchange, client-assertion)."`
-	ClientSecretFile string   `name:"client-secret-file" env:"BROKERCRED_CLIENT_SECRET_FILE" placeholder:"FILE" help:"File holding the client secret, read on every call (token-exchange; omit for a public client)."`
+	ClientID         string   `name:"client-id" env:"BROKERCRED_CLIENT_ID" placeholder:"ID" help:"OAuth client brokercred authenticates as (token-exchange; required by client-assertion)."`
+	ClientSecretFile string   `name:"client-secret-file" env:"BROKERCRED_CLIENT_SECRET_FILE" placeholder:"FILE" help:"File holding the client secret, read on every call (token-exchange; omit for a public client; refused by client-assertion)."`
 	Scopes           []string `name:"scope" env:"BROKERCRED_SCOPE" placeholder:"SCOPE" help:"Scope to ask for (repeatable); {target} is replaced by the target."`
-	Audience         string   `name:"audience" env:"BROKERCRED_AUDIENCE" placeholder:"AUD" help:"Audience to ask for; {target} is replaced by the target (token-exchange default: the target)."`
+	Audience         string   `name:"audience" env:"BROKERCRED_AUDIENCE" placeholder:"AUD" help:"Audience to ask for; {target} is replaced by the target (token-exchange default: the target; client-assertion: sent only when set)."`
 }
 
 // scope is the space-joined scopes, {target} replaced by target.
