@@ -1,11 +1,13 @@
 // Package testkit holds what brokercred's end-to-end tests share across
 // their Go modules: building the binary, a fleet of fake clusters behind the
-// fake broker, finding the real kubectl binaries on this machine, and asking
-// an API server for its version through client-go.
+// fake broker, finding the real kubectl binaries on this machine, writing a
+// kubeconfig that runs a credential plugin, and asking an API server for its
+// version through client-go.
 package testkit
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -131,4 +133,32 @@ func (f *Fleet) AskedTargets() string {
 // directory dir: they live in the calling user's private subdirectory.
 func CacheEntries(dir string) ([]string, error) {
 	return filepath.Glob(filepath.Join(dir, "user-*", "*.json"))
+}
+
+// Kubeconfig is a kubeconfig whose one context reaches server (its CA given
+// as base64 PEM) as a user that runs command with args through the exec
+// credential plugin protocol, client.authentication.k8s.io/v1, never
+// interactively. Strings are JSON-quoted, which YAML reads as
+// double-quoted scalars.
+func Kubeconfig(server, caData, command string, args []string) string {
+	q := func(s string) string {
+		b, _ := json.Marshal(s)
+		return string(b)
+	}
+	var b strings.Builder
+	b.WriteString("apiVersion: v1\nkind: Config\n")
+	b.WriteString("clusters:\n- name: remote\n  cluster:\n")
+	b.WriteString("    server: " + q(server) + "\n")
+	b.WriteString("    certificate-authority-data: " + q(caData) + "\n")
+	b.WriteString("users:\n- name: plugin\n  user:\n    exec:\n")
+	b.WriteString("      apiVersion: client.authentication.k8s.io/v1\n")
+	b.WriteString("      command: " + q(command) + "\n")
+	b.WriteString("      interactiveMode: Never\n")
+	b.WriteString("      args:\n")
+	for _, a := range args {
+		b.WriteString("      - " + q(a) + "\n")
+	}
+	b.WriteString("contexts:\n- name: remote\n  context:\n    cluster: remote\n    user: plugin\n")
+	b.WriteString("current-context: remote\n")
+	return b.String()
 }
