@@ -35,16 +35,10 @@ func (s *Server) serveClientAssertion(w http.ResponseWriter, r *http.Request) {
 		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "POST a form")
 		return
 	}
-	form := url.Values{}
-	for k, v := range r.PostForm {
-		if k != "client_assertion" {
-			form[k] = v
-		}
-	}
 	assertion := r.PostForm.Get("client_assertion")
 	claims := claimsOf(assertion)
 	req := Request{Target: requestedResource(r.PostForm), Subject: claims.Sub,
-		Authorization: len(r.Header.Values("Authorization")) > 0, ClientAssertion: form}
+		Authorization: len(r.Header.Values("Authorization")) > 0, ClientAssertion: without(r.PostForm, "client_assertion")}
 	if canned, ok := s.record(req); ok {
 		s.writeCanned(w, r, canned)
 		return
