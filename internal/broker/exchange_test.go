@@ -46,11 +46,17 @@ func writeSecret(t *testing.T, path, secret string) {
 
 func (f exchangeFixture) fetch(t *testing.T, target string) (broker.Token, error) {
 	t.Helper()
+	return f.fetchAs(t, "token-exchange", target)
+}
+
+// fetchAs asks the fixture's broker for a token for target in protocol.
+func (f exchangeFixture) fetchAs(t *testing.T, protocol, target string) (broker.Token, error) {
+	t.Helper()
 	c, err := broker.New(f.cfg)
 	if err != nil {
 		t.Fatalf("broker.New: %v", err)
 	}
-	p, err := f.ps.Lookup("token-exchange")
+	p, err := f.ps.Lookup(protocol)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
+	"reflect"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -13,10 +16,10 @@ import (
 // shared by the token-exchange and client-assertion protocols. The zero value
 // is a client without id or secret asking for no scope and no audience.
 type OAuthClient struct {
-	ClientID         string   `name:"client-id" env:"BROKERCRED_CLIENT_ID" placeholder:"ID" help:"OAuth client brokercred authenticates as (token-exchange, client-assertion)."`
-	ClientSecretFile string   `name:"client-secret-file" env:"BROKERCRED_CLIENT_SECRET_FILE" placeholder:"FILE" help:"File holding the client secret, read on every call (token-exchange; omit for a public client)."`
+	ClientID         string   `name:"client-id" env:"BROKERCRED_CLIENT_ID" placeholder:"ID" help:"OAuth client brokercred authenticates as (token-exchange; required by client-assertion)."`
+	ClientSecretFile string   `name:"client-secret-file" env:"BROKERCRED_CLIENT_SECRET_FILE" placeholder:"FILE" help:"File holding the client secret, read on every call (token-exchange; omit for a public client; refused by client-assertion)."`
 	Scopes           []string `name:"scope" env:"BROKERCRED_SCOPE" placeholder:"SCOPE" help:"Scope to ask for (repeatable); {target} is replaced by the target."`
-	Audience         string   `name:"audience" env:"BROKERCRED_AUDIENCE" placeholder:"AUD" help:"Audience to ask for; {target} is replaced by the target (token-exchange default: the target)."`
+	Audience         string   `name:"audience" env:"BROKERCRED_AUDIENCE" placeholder:"AUD" help:"Audience to ask for; {target} is replaced by the target (token-exchange default: the target; client-assertion: sent only when set)."`
 }
 
 // scope is the space-joined scopes, {target} replaced by target.
@@ -46,10 +49,34 @@ func (o OAuthClient) clientSecret(call Call) (string, error) {
 // oauthAnswer is a token endpoint's success answer (RFC 6749 section 5.1,
 // RFC 8693 section 2.2.1).
 type oauthAnswer struct {
-	AccessToken     string `json:"access_token"`
-	IssuedTokenType string `json:"issued_token_type"`
-	TokenType       string `json:"token_type"`
-	ExpiresIn       int64  `json:"expires_in"`
+	AccessToken     string  `json:"access_token"`
+	IssuedTokenType string  `json:"issued_token_type"`
+	TokenType       string  `json:"token_type"`
+	ExpiresIn       seconds `json:"expires_in"`
+}
+
+// seconds is expires_in: a JSON number, or a string holding one, as
+// Microsoft Entra's v1 endpoint writes it ("3599").
+type seconds int64
+
+// maxSeconds is the longest expires_in a time.Duration holds; a longer one
+// is read as this (--max-ttl caps it far lower anyway).
+const maxSeconds = math.MaxInt64 / int64(time.Second)
+
+func (s *seconds) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
+	text := string(b)
+	if len(b) > 0 && b[0] == '"' && json.Unmarshal(b, &text) != nil {
+		text = ""
+	}
+	n, err := strconv.ParseInt(text, 10, 64)
+	if err != nil {
+		return &json.UnmarshalTypeError{Value: "non-integer", Type: reflect.TypeFor[int64]()}
+	}
+	*s = seconds(min(n, maxSeconds))
+	return nil
 }
 
 // parseOAuthAnswer reads a token endpoint's 2xx answer; grant names the

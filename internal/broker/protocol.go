@@ -33,8 +33,9 @@ type Protocols struct {
 	// client-assertion share: one flag, one meaning.
 	OAuth OAuthClient `embed:"" group:"oauth"`
 
-	GetTargetToken GetTargetToken `protocol:"get-target-token,get" embed:"" group:"get-target-token"`
-	TokenExchange  TokenExchange  `protocol:"token-exchange" embed:"" group:"token-exchange"`
+	GetTargetToken  GetTargetToken  `protocol:"get-target-token,get" embed:"" group:"get-target-token"`
+	TokenExchange   TokenExchange   `protocol:"token-exchange" embed:"" group:"token-exchange"`
+	ClientAssertion ClientAssertion `protocol:"client-assertion" embed:"" group:"client-assertion"`
 }
 
 // DefaultProtocol is the protocol used when none is named.

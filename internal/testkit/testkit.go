@@ -1,7 +1,8 @@
 // Package testkit holds what brokercred's end-to-end tests share across
 // their Go modules: building the binary, a fleet of fake clusters behind the
-// fake broker, finding the real kubectl binaries on this machine, and asking
-// an API server for its version through client-go.
+// fake broker, finding the real kubectl binaries on this machine, writing a
+// kubeconfig that runs a credential plugin, and asking an API server for its
+// version through client-go.
 package testkit
 
 import (
@@ -154,4 +155,23 @@ func (f *Fleet) AskedTargets() string {
 // directory dir: they live in the calling user's private subdirectory.
 func CacheEntries(dir string) ([]string, error) {
 	return filepath.Glob(filepath.Join(dir, "user-*", "*.json"))
+}
+
+// Kubeconfig is the kubeconfig brokercred's own generator writes (`bin
+// config kubeconfig`) for a cluster at server, trusted through the PEM in
+// caFile, whose user runs bin with the token flags args.
+func Kubeconfig(t testing.TB, bin, server, caFile string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, append([]string{"config", "kubeconfig", "--name", "remote", "--server", server,
+		"--server-ca-file", caFile, "--command", bin}, args...)...)
+	cmd.Env = []string{"HOME=" + t.TempDir()} // no BROKERCRED_* of this process
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("brokercred config kubeconfig: %v: %s", err, stderr.String())
+	}
+	return string(out)
 }

@@ -63,6 +63,8 @@ type Options struct {
 	// ClientID and ClientSecret are the OAuth client the token-exchange
 	// endpoint requires: by HTTP Basic when ClientSecret is set, as the
 	// client_id form field when only ClientID is. Both empty: any client.
+	// The client-assertion endpoint requires ClientID as client_id when it
+	// is set, and any client_id when it is empty.
 	ClientID, ClientSecret string
 	// Review, when set, authenticates every pod token before the allow rule
 	// is applied, the way OpenUnison runs a TokenReview: it returns the
@@ -100,8 +102,11 @@ type Request struct {
 	// header at all, whatever its form.
 	Authorization bool
 	// Exchange is the token-exchange form, without subject_token; nil for
-	// get-target-token requests.
+	// other requests.
 	Exchange url.Values
+	// ClientAssertion is the client-credentials form, without
+	// client_assertion; nil for other requests.
+	ClientAssertion url.Values
 }
 
 // Server is a running fake broker.
@@ -179,8 +184,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if s.opts.Latency > 0 {
 		time.Sleep(s.opts.Latency)
 	}
-	if r.URL.Path == ExchangePath {
+	switch r.URL.Path {
+	case ExchangePath:
 		s.serveExchange(w, r)
+		return
+	case ClientAssertionPath:
+		s.serveClientAssertion(w, r)
 		return
 	}
 	if s.serveOIDC(w, r) {
@@ -412,19 +421,28 @@ func signES256(key *ecdsa.PrivateKey, claims map[string]any) string {
 }
 
 func subjectOf(token string) string {
+	return claimsOf(token).Sub
+}
+
+// jwtClaims are the claims the fake broker reads from a pod token, unverified.
+type jwtClaims struct {
+	Iss string `json:"iss"`
+	Sub string `json:"sub"`
+	Exp *int64 `json:"exp"`
+}
+
+// claimsOf decodes token's claims; zero for a token that is not a JWT.
+func claimsOf(token string) jwtClaims {
+	var c jwtClaims
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {
-		return ""
+		return c
 	}
 	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return ""
+	if err != nil || json.Unmarshal(payload, &c) != nil {
+		return jwtClaims{}
 	}
-	var c struct {
-		Sub string `json:"sub"`
-	}
-	_ = json.Unmarshal(payload, &c)
-	return c.Sub
+	return c
 }
 
 // expiredCert is a self-signed certificate for the addresses httptest serves

@@ -29,12 +29,7 @@ func (s *Server) serveExchange(w http.ResponseWriter, r *http.Request) {
 		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "POST a form")
 		return
 	}
-	form := url.Values{}
-	for k, v := range r.PostForm {
-		if k != "subject_token" {
-			form[k] = v
-		}
-	}
+	form := without(r.PostForm, "subject_token")
 	subjectToken := r.PostForm.Get("subject_token")
 	req := Request{Target: r.PostForm.Get("audience"), Subject: subjectOf(subjectToken),
 		Authorization: len(r.Header.Values("Authorization")) > 0, Exchange: form}
@@ -87,4 +82,16 @@ func writeOAuthError(w http.ResponseWriter, status int, code, description string
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	writeJSON(w, map[string]string{"error": code, "error_description": description})
+}
+
+// without is a copy of form without the field named secret, for the record
+// of a request: a test may print it.
+func without(form url.Values, secret string) url.Values {
+	kept := url.Values{}
+	for k, v := range form {
+		if k != secret {
+			kept[k] = v
+		}
+	}
+	return kept
 }
