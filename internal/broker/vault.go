@@ -23,10 +23,10 @@ import (
 // (Fetch refuses that), asks for the identity role named like the target,
 // and sends no namespace.
 type Vault struct {
-	AuthMount string `name:"vault-auth-mount" env:"BROKERCRED_VAULT_AUTH_MOUNT" default:"kubernetes" placeholder:"PATH" help:"Path the Vault auth method (kubernetes or jwt) is enabled at (vault)."`
-	LoginRole string `name:"vault-login-role" env:"BROKERCRED_VAULT_LOGIN_ROLE" placeholder:"ROLE" help:"Role of that auth method to log in as (vault; required)."`
-	TokenRole string `name:"vault-token-role" env:"BROKERCRED_VAULT_TOKEN_ROLE" placeholder:"ROLE" help:"Identity token role that issues the token; {target} is replaced by the target (vault; default: the target)."`
-	Namespace string `name:"vault-namespace" env:"BROKERCRED_VAULT_NAMESPACE" placeholder:"NS" help:"Vault namespace, sent as X-Vault-Namespace on every request (vault; default: none)."`
+	AuthMount string `name:"vault-auth-mount" env:"BROKERCRED_VAULT_AUTH_MOUNT" default:"kubernetes" placeholder:"PATH" help:"Path the Vault auth method (kubernetes or jwt) is enabled at (default: kubernetes)."`
+	LoginRole string `name:"vault-login-role" env:"BROKERCRED_VAULT_LOGIN_ROLE" placeholder:"ROLE" help:"Role of that auth method to log in as (required)."`
+	TokenRole string `name:"vault-token-role" env:"BROKERCRED_VAULT_TOKEN_ROLE" placeholder:"ROLE" help:"Identity token role that issues the token; {target} is replaced by the target (default: the target)."`
+	Namespace string `name:"vault-namespace" env:"BROKERCRED_VAULT_NAMESPACE" placeholder:"NS" help:"Vault namespace, sent as X-Vault-Namespace on every request (default: none)."`
 }
 
 // EndpointHint says where Vault's API lives.
