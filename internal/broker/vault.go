@@ -156,7 +156,8 @@ func parseVaultLogin(body []byte, host string) (vaultLogin, error) {
 		return vaultLogin{}, fmt.Errorf("vault at %s answered the login with malformed JSON (%s); check --broker-url is Vault's address", host, jsonProblem(err))
 	}
 	if l.Auth.ClientToken == "" || !isTokenText([]byte(l.Auth.ClientToken)) {
-		return vaultLogin{}, fmt.Errorf("vault at %s answered the login without a usable client_token; check --vault-auth-mount is a kubernetes or jwt auth method", host)
+		// l goes back all the same: whatever Vault sent joins the call's secrets.
+		return l, fmt.Errorf("vault at %s answered the login without a usable client_token; check --vault-auth-mount is a kubernetes or jwt auth method", host)
 	}
 	return l, nil
 }
