@@ -378,3 +378,12 @@ type Call struct {
 	// worked. Nil traces nothing.
 	Trace func(step, detail string, err error)
 }
+
+// step tells call.Trace, when set, that the protocol step name finished
+// with detail (what it did, never a secret) or err, and returns err.
+func (call Call) step(name, detail string, err error) error {
+	if call.Trace != nil {
+		call.Trace(name, detail, err)
+	}
+	return err
+}

@@ -19,10 +19,15 @@ type Step struct {
 	Err    error
 }
 
+// prober is a Protocol whose broker URL is a server's address rather than an
+// endpoint: an anonymous GET of ProbePath, appended to the URL, shows the
+// broker is there.
+type prober interface{ ProbePath() string }
+
 // Probe walks the path to the broker one stage at a time (URL, DNS, TCP, TLS,
 // HTTP) without sending any credential, and stops at the first stage that
 // fails, so the last step names what to fix. p says where its endpoint
-// lives when the broker answers 404.
+// lives when the broker answers 404, and what to ask (see prober).
 func Probe(ctx context.Context, cfg Config, p Protocol) []Step {
 	u, err := parseBrokerURL(cfg.URL, cfg.InsecureHTTP)
 	if err != nil {
@@ -38,7 +43,7 @@ func Probe(ctx context.Context, cfg Config, p Protocol) []Step {
 		{"broker DNS", func(ctx context.Context) (string, error) { return lookup(ctx, u.Hostname()) }},
 		{"broker TCP", func(ctx context.Context) (string, error) { return dial(ctx, addr) }},
 		{"broker TLS", func(ctx context.Context) (string, error) { return c.handshake(ctx, addr) }},
-		{"broker HTTP", func(ctx context.Context) (string, error) { return c.anonymousGet(ctx, p.EndpointHint()) }},
+		{"broker HTTP", func(ctx context.Context) (string, error) { return c.anonymousGet(ctx, probePath(p), p.EndpointHint()) }},
 	} {
 		if stage.name == "broker TLS" && u.Scheme != "https" {
 			continue
@@ -50,6 +55,15 @@ func Probe(ctx context.Context, cfg Config, p Protocol) []Step {
 		}
 	}
 	return steps
+}
+
+// probePath is what Probe asks of p's broker: "" (the URL itself) unless p
+// is a prober.
+func probePath(p Protocol) string {
+	if pp, ok := p.(prober); ok {
+		return pp.ProbePath()
+	}
+	return ""
 }
 
 func portOf(scheme, port string) string {
@@ -108,14 +122,16 @@ func (c *Client) handshake(ctx context.Context, addr string) (string, error) {
 		strings.Join(leaf.DNSNames, ","), leaf.Issuer.String(), leaf.NotAfter.UTC().Format(time.RFC3339), trust), nil
 }
 
-// anonymousGet asks the endpoint without any credential: any HTTP answer but
-// 404 shows the broker is there.
-func (c *Client) anonymousGet(ctx context.Context, hint string) (string, error) {
+// anonymousGet asks the endpoint (the broker URL with path appended)
+// without any credential: any HTTP answer but 404 shows the broker is there.
+func (c *Client) anonymousGet(ctx context.Context, path, hint string) (string, error) {
 	transport, err := newTransport(c.cfg.CAFile, c.url.Scheme)
 	if err != nil {
 		return "", err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url.String(), nil)
+	u := *c.url
+	u.Path = strings.TrimSuffix(u.Path, "/") + path
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return "", fmt.Errorf("build broker request: %w", err)
 	}

@@ -35,6 +35,7 @@ type Protocols struct {
 
 	GetTargetToken  GetTargetToken  `protocol:"get-target-token,get" embed:"" group:"get-target-token"`
 	TokenExchange   TokenExchange   `protocol:"token-exchange" embed:"" group:"token-exchange"`
+	Vault           Vault           `protocol:"vault" embed:"" group:"vault"`
 	ClientAssertion ClientAssertion `protocol:"client-assertion" embed:"" group:"client-assertion"`
 }
 

@@ -146,7 +146,7 @@ func TestRegistry(t *testing.T) {
 		}
 	}
 	_, err := broker.Canonical("soap")
-	if err == nil || !strings.Contains(err.Error(), `unknown protocol "soap"; set --protocol to one of get-target-token, token-exchange`) {
+	if err == nil || !strings.Contains(err.Error(), `unknown protocol "soap"; set --protocol to one of get-target-token, token-exchange, vault`) {
 		t.Errorf("Canonical(soap) = %v", err)
 	}
 }

@@ -4,8 +4,10 @@
 //
 // The broker plays OpenUnison's get-target-token contract: GET
 // <URL>?targetName=T with the pod token as a Bearer credential; it answers
-// with a minute-lived ES256 JWT for T in the configured shape. The API stub
-// accepts only tokens that broker issued for its target and not yet expired.
+// with a minute-lived ES256 JWT for T in the configured shape. The same
+// server plays token exchange at ExchangePath and Vault under VaultPrefix.
+// The API stub accepts only tokens that broker issued for its target and not
+// yet expired.
 package brokertest
 
 import (
@@ -71,6 +73,8 @@ type Options struct {
 	// token's subject, and the broker answers 401 when it fails or names
 	// another subject than the token's sub claim. TokenReview builds one.
 	Review func(token string) (subject string, err error)
+	// Vault configures the fake Vault under VaultPrefix.
+	Vault VaultOptions
 }
 
 // Response is a canned answer that replaces the broker's next real one. The
@@ -107,6 +111,8 @@ type Request struct {
 	// ClientAssertion is the client-credentials form, without
 	// client_assertion; nil for other requests.
 	ClientAssertion url.Values
+	// Vault is what a Vault API request carried; nil for other requests.
+	Vault *VaultRequest
 }
 
 // Server is a running fake broker.
@@ -125,6 +131,7 @@ type Server struct {
 	queue    []Response
 	requests []Request
 	issued   []string
+	vault    map[string]*vaultSession // by Vault token
 }
 
 // NewServer starts a fake broker. Call Close when done.
@@ -190,6 +197,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	case ClientAssertionPath:
 		s.serveClientAssertion(w, r)
+		return
+	}
+	if strings.HasPrefix(r.URL.Path, VaultPrefix) {
+		s.serveVault(w, r)
 		return
 	}
 	if s.serveOIDC(w, r) {
@@ -349,6 +360,11 @@ func (s *Server) Issue(target, subject string, exp time.Time) string {
 	if !s.opts.NoExp && !exp.IsZero() {
 		claims["exp"] = exp.Unix()
 	}
+	return s.mint(claims)
+}
+
+// mint signs claims with the broker's key and records the token as issued.
+func (s *Server) mint(claims map[string]any) string {
 	tok := signES256(s.key, claims)
 	s.mu.Lock()
 	s.issued = append(s.issued, tok)
