@@ -36,6 +36,19 @@ func TestResolveTarget(t *testing.T) {
 		{name: "config not an object", config: `["east"]`, wantErr: "spec.cluster.config) is not a JSON object"},
 		{name: "not allowed", flag: "prod", allowed: []string{"dev-*"}, config: "null", wantErr: `target "prod" is not in --allowed-targets (dev-*)`},
 		{name: "bad glob", flag: "prod", allowed: []string{"[dev"}, config: "null", wantErr: `--allowed-targets pattern "[dev" is malformed`},
+		{name: "cloud cluster name", flag: "arn:aws:eks:eu-west-1:123:cluster/prod_1", config: "null", want: "arn:aws:eks:eu-west-1:123:cluster/prod_1"},
+		{name: "newline forges a line", config: `{"clusterName":"dev\nbrokercred: error: fake"}`, wantErr: `target "dev\nbrokercred: error: fake" is not a cluster name`},
+		{name: "ANSI escape", flag: "dev\x1b[31m", config: "null", wantErr: `is not a cluster name`},
+		{name: "NUL", config: `{"clusterName":"dev\u0000x"}`, wantErr: `target "dev\x00x" is not a cluster name`},
+		{name: "bidi override", config: `{"clusterName":"dev\u202eved"}`, wantErr: `target "dev\u202eved" is not a cluster name`},
+		{name: "space", flag: "dev east", config: "null", wantErr: `target "dev east" is not a cluster name`},
+		{name: "leading dash", flag: "-dev", config: "null", wantErr: "is not a cluster name"},
+		{name: "too long", flag: strings.Repeat("a", 254), config: "null", wantErr: "is not a cluster name; use at most 253"},
+		{name: "glob matches a disallowed name first", flag: "dev\tx", allowed: []string{"*"}, config: "null", wantErr: "is not a cluster name"},
+		{name: "pinned to its server", flag: "east", allowed: []string{"east=https://east.example:6443/"}, config: "null", want: "east"},
+		{name: "pinned to another server", flag: "east", allowed: []string{"east=https://west.example:6443"}, config: "null",
+			wantErr: `target "east" is pinned to "https://west.example:6443" by --allowed-targets, not "https://east.example:6443"; fix the cluster's server or the pin`},
+		{name: "another pattern allows it unpinned", flag: "east", allowed: []string{"east=https://west.example:6443", "e*"}, config: "null", want: "east"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			info, err := plugin.ReadExecInfo(execInfoFor(tc.config))
@@ -48,8 +61,8 @@ func TestResolveTarget(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want %q", err, tc.wantErr)
 				}
-				if strings.Contains(err.Error(), "\n") {
-					t.Errorf("error spans several lines: %q", err)
+				if strings.ContainsFunc(err.Error(), func(r rune) bool { return r < ' ' || r == 0x7f || r == 0x202e }) {
+					t.Errorf("error holds a raw control character: %q", err)
 				}
 				return
 			}
