@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -27,7 +26,7 @@ const grantClientCredentials = "client_credentials"
 type ClientAssertion struct {
 	Resource string `name:"resource" env:"BROKERCRED_RESOURCE" placeholder:"URI" help:"Resource to ask for, sent only when set (Entra v1 endpoint, ADFS); {target} is replaced by the target."`
 
-	client *OAuthClient // the shared OAuth flags, bound by Protocols
+	boundOAuth // the shared OAuth flags
 }
 
 // EndpointHint says where the token endpoints of Entra and Keycloak live.
@@ -41,33 +40,8 @@ func (a *ClientAssertion) Fetch(ctx context.Context, c *Client, call Call) (Toke
 	if err := a.check(call.PodToken); err != nil {
 		return Token{}, err
 	}
-	req, err := c.newRequest(ctx, http.MethodPost, "", []byte(a.form(call).Encode()))
-	if err != nil {
-		return Token{}, err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
-	sent := time.Now()
-	resp, body, err := c.roundTrip(ctx, req)
-	if err != nil {
-		return Token{}, err
-	}
-	if resp.StatusCode/100 != 2 {
-		if oerr, ok := parseOAuthError(body, call.PodToken); ok {
-			return Token{}, a.refusal(c.Host(), oerr, call)
-		}
-		return Token{}, c.statusError(resp, call, a.EndpointHint())
-	}
-	return parseOAuthAnswer(body, c.Host(), "client credentials grant", sent)
-}
-
-func (a *ClientAssertion) bindOAuth(c *OAuthClient) { a.client = c }
-
-func (a *ClientAssertion) oauth() OAuthClient {
-	if a.client == nil {
-		return OAuthClient{}
-	}
-	return *a.client
+	refuse := func(e oauthError) error { return a.refusal(c.Host(), e, call) }
+	return c.postForm(ctx, call, a.form(call), "", "", "client credentials grant", a.EndpointHint(), refuse)
 }
 
 // check refuses, before anything is sent, a configuration this grant cannot

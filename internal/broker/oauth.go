@@ -1,10 +1,13 @@
 package broker
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"net/http"
+	"net/url"
 	"os"
 	"reflect"
 	"strconv"
@@ -20,6 +23,51 @@ type OAuthClient struct {
 	ClientSecretFile string   `name:"client-secret-file" env:"BROKERCRED_CLIENT_SECRET_FILE" placeholder:"FILE" help:"File holding the client secret, read on every call (token-exchange; omit for a public client; refused by client-assertion)."`
 	Scopes           []string `name:"scope" env:"BROKERCRED_SCOPE" placeholder:"SCOPE" help:"Scope to ask for (repeatable); {target} is replaced by the target."`
 	Audience         string   `name:"audience" env:"BROKERCRED_AUDIENCE" placeholder:"AUD" help:"Audience to ask for; {target} is replaced by the target (token-exchange default: the target; client-assertion: sent only when set)."`
+}
+
+// boundOAuth is the shared OAuth client a protocol acts as; Protocols binds
+// it. Embedded in such a protocol, it marks the protocol as one (usesOAuth).
+type boundOAuth struct {
+	client *OAuthClient
+}
+
+func (b *boundOAuth) bindOAuth(c *OAuthClient) { b.client = c }
+
+// oauth is the bound client; the zero OAuthClient when unbound.
+func (b *boundOAuth) oauth() OAuthClient {
+	if b.client == nil {
+		return OAuthClient{}
+	}
+	return *b.client
+}
+
+// postForm sends form to the token endpoint at c, by HTTP Basic as user
+// and password when user is set (RFC 6749 section 2.3.1: both form-encoded
+// first), and reads the answer: the token (grant names the grant for
+// messages), or an error that refuse words for an OAuth error answer and
+// the status words for anything else, hint saying where the endpoint lives.
+func (c *Client) postForm(ctx context.Context, call Call, form url.Values, user, password, grant, hint string, refuse func(oauthError) error) (Token, error) {
+	req, err := c.newRequest(ctx, http.MethodPost, "", []byte(form.Encode()))
+	if err != nil {
+		return Token{}, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	if user != "" {
+		req.SetBasicAuth(url.QueryEscape(user), url.QueryEscape(password))
+	}
+	sent := time.Now()
+	resp, body, err := c.roundTrip(ctx, req)
+	if err != nil {
+		return Token{}, err
+	}
+	if resp.StatusCode/100 != 2 {
+		if oerr, ok := parseOAuthError(body, call.PodToken); ok {
+			return Token{}, refuse(oerr)
+		}
+		return Token{}, c.statusError(resp, call, hint)
+	}
+	return parseOAuthAnswer(body, c.Host(), grant, sent)
 }
 
 // scope is the space-joined scopes, {target} replaced by target.

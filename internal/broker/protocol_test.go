@@ -38,7 +38,7 @@ func TestEverySettingIsKeyedOrSecret(t *testing.T) {
 			for i := range typ.NumField() {
 				f := typ.Field(i)
 				if !f.IsExported() {
-					if f.Type != reflect.TypeFor[*broker.OAuthClient]() {
+					if f.Type.Name() != "boundOAuth" {
 						t.Errorf("%s.%s is unexported: it can be neither keyed nor marked secret", group, f.Name)
 					}
 					continue

@@ -3,10 +3,8 @@ package broker
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strings"
-	"time"
 )
 
 // Token types of RFC 8693 section 3.
@@ -28,7 +26,7 @@ type TokenExchange struct {
 	RequestedTokenType string `name:"requested-token-type" env:"BROKERCRED_REQUESTED_TOKEN_TYPE" default:"urn:ietf:params:oauth:token-type:access_token" placeholder:"URN" help:"Token type to ask for (default: access_token)."`
 	SubjectTokenType   string `name:"subject-token-type" env:"BROKERCRED_SUBJECT_TOKEN_TYPE" default:"urn:ietf:params:oauth:token-type:id_token" placeholder:"URN" help:"How to present the pod token: id_token (what Dex verifies against the cluster's issuer) or …:jwt for other STSs (default: id_token)."`
 
-	client *OAuthClient // the shared OAuth flags, bound by Protocols
+	boundOAuth // the shared OAuth flags
 }
 
 // EndpointHint says where token endpoints live.
@@ -43,39 +41,14 @@ func (x *TokenExchange) Fetch(ctx context.Context, c *Client, call Call) (Token,
 	if err != nil {
 		return Token{}, err
 	}
-	form := x.form(call, secret == "")
-	req, err := c.newRequest(ctx, http.MethodPost, "", []byte(form.Encode()))
-	if err != nil {
-		return Token{}, err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
+	user := ""
 	if secret != "" {
-		// RFC 6749 section 2.3.1: both parts form-encoded before Basic.
-		req.SetBasicAuth(url.QueryEscape(oc.ClientID), url.QueryEscape(secret))
+		user = oc.ClientID
 	}
-	sent := time.Now()
-	resp, body, err := c.roundTrip(ctx, req)
-	if err != nil {
-		return Token{}, err
+	refuse := func(e oauthError) error {
+		return fmt.Errorf("broker %s refused the token exchange: %s; %s", c.Host(), e.quoted(), x.hint(e, call.Target))
 	}
-	if resp.StatusCode/100 != 2 {
-		if oerr, ok := parseOAuthError(body, call.PodToken); ok {
-			err = fmt.Errorf("broker %s refused the token exchange: %s; %s", c.Host(), oerr.quoted(), x.hint(oerr, call.Target))
-			return Token{}, err
-		}
-		return Token{}, c.statusError(resp, call, x.EndpointHint())
-	}
-	return parseOAuthAnswer(body, c.Host(), "token exchange", sent)
-}
-
-func (x *TokenExchange) bindOAuth(c *OAuthClient) { x.client = c }
-
-func (x *TokenExchange) oauth() OAuthClient {
-	if x.client == nil {
-		return OAuthClient{}
-	}
-	return *x.client
+	return c.postForm(ctx, call, x.form(call, secret == ""), user, secret, "token exchange", x.EndpointHint(), refuse)
 }
 
 // audience is the audience asked for: --audience, else the target.
