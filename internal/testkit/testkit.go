@@ -7,6 +7,7 @@ package testkit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -174,4 +175,44 @@ func Kubeconfig(t testing.TB, bin, server, caFile string, args ...string) string
 		t.Fatalf("brokercred config kubeconfig: %v: %s", err, stderr.String())
 	}
 	return string(out)
+}
+
+// Env is this process's environment without anything that configures
+// brokercred or kubectl or claims to come from client-go, with HOME and
+// XDG_CACHE_HOME in fresh temp dirs, plus extra.
+func Env(t testing.TB, extra ...string) []string {
+	t.Helper()
+	env := []string{"HOME=" + t.TempDir(), "XDG_CACHE_HOME=" + t.TempDir()}
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		switch {
+		case name == "HOME", name == "XDG_CACHE_HOME", name == "KUBECONFIG", name == "KUBERNETES_EXEC_INFO", strings.HasPrefix(name, "BROKERCRED_"):
+		default:
+			env = append(env, kv)
+		}
+	}
+	return append(env, extra...)
+}
+
+// Result is what one process left behind.
+type Result struct {
+	Code           int
+	Stdout, Stderr string
+}
+
+// Run runs path with args and exactly env, within two minutes. A process
+// that cannot start fails the test; one that exits non-zero does not.
+func Run(t testing.TB, env []string, path string, args ...string) Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, path, args...)
+	cmd.Env = env
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	var exitErr *exec.ExitError
+	if err := cmd.Run(); err != nil && !errors.As(err, &exitErr) {
+		t.Fatalf("run %s: %v", filepath.Base(path), err)
+	}
+	return Result{Code: cmd.ProcessState.ExitCode(), Stdout: stdout.String(), Stderr: stderr.String()}
 }

@@ -1,12 +1,8 @@
 package token_test
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -159,11 +155,11 @@ func TestClientAssertionProcesses(t *testing.T) {
 				}
 				before := len(r.broker.Requests())
 				for run := 1; run <= 2; run++ { // the second from the disk cache
-					out := execute(t, processEnv(t), kubectls[name], "--kubeconfig", config, "get", "--raw", "/version")
-					if out.code != 0 || !strings.Contains(out.stdout, apiVersion) {
-						t.Fatalf("run %d: %s get --raw /version exited %d, stdout %q, stderr:\n%s", run, name, out.code, out.stdout, out.stderr)
+					out := testkit.Run(t, testkit.Env(t), kubectls[name], "--kubeconfig", config, "get", "--raw", "/version")
+					if out.Code != 0 || !strings.Contains(out.Stdout, apiVersion) {
+						t.Fatalf("run %d: %s get --raw /version exited %d, stdout %q, stderr:\n%s", run, name, out.Code, out.Stdout, out.Stderr)
 					}
-					r.assertNoSecret(t, name+" stderr", out.stderr)
+					r.assertNoSecret(t, name+" stderr", out.Stderr)
 				}
 				if n := len(r.broker.Requests()) - before; n != 1 {
 					t.Errorf("broker got %d new requests, want 1 (an empty cache, then the cache)", n)
@@ -176,11 +172,11 @@ func TestClientAssertionProcesses(t *testing.T) {
 	t.Run("by hand: -v, doctor, cache list", func(t *testing.T) {
 		r := newAssertionRemote(t, bin, brokertest.Options{ClientID: clientID, TTL: 24 * time.Hour})
 		cacheDir := t.TempDir()
-		env := processEnv(t)
+		env := testkit.Env(t)
 
-		tok := execute(t, env, bin, append([]string{"-v", "token"}, r.flags(cacheDir)...)...)
-		if tok.code != 0 {
-			t.Fatalf("token -v exited %d; stderr:\n%s", tok.code, tok.stderr)
+		tok := testkit.Run(t, env, bin, append([]string{"-v", "token"}, r.flags(cacheDir)...)...)
+		if tok.Code != 0 {
+			t.Fatalf("token -v exited %d; stderr:\n%s", tok.Code, tok.Stderr)
 		}
 		var cred struct {
 			Status struct {
@@ -188,7 +184,7 @@ func TestClientAssertionProcesses(t *testing.T) {
 				ExpirationTimestamp time.Time `json:"expirationTimestamp"`
 			} `json:"status"`
 		}
-		if err := json.Unmarshal([]byte(tok.stdout), &cred); err != nil {
+		if err := json.Unmarshal([]byte(tok.Stdout), &cred); err != nil {
 			t.Fatalf("stdout is not an ExecCredential: %v", err)
 		}
 		if err := r.broker.Verify(cred.Status.Token, "api://"+target, time.Now()); err != nil {
@@ -197,91 +193,53 @@ func TestClientAssertionProcesses(t *testing.T) {
 		if left := time.Until(cred.Status.ExpirationTimestamp); left < 24*time.Hour-15*time.Second || left > 24*time.Hour-10*time.Second {
 			t.Errorf("expirationTimestamp is in %v, want a day less the 10s margin", left)
 		}
-		if !strings.Contains(tok.stderr, "expiry_from=") {
-			t.Errorf("-v did not trace the call:\n%s", tok.stderr)
+		if !strings.Contains(tok.Stderr, "expiry_from=") {
+			t.Errorf("-v did not trace the call:\n%s", tok.Stderr)
 		}
-		r.assertNoSecret(t, "token -v stderr", tok.stderr)
+		r.assertNoSecret(t, "token -v stderr", tok.Stderr)
 
 		doctor := append([]string{"doctor"}, r.flags(cacheDir)...)
-		text := execute(t, env, bin, doctor...)
-		if text.code != 0 || !strings.Contains(text.stdout, "✓ protocol      client-assertion") || !strings.Contains(text.stdout, "✓ token request broker issued a token for "+target) {
-			t.Errorf("doctor exited %d:\n%s%s", text.code, text.stdout, text.stderr)
+		text := testkit.Run(t, env, bin, doctor...)
+		if text.Code != 0 || !strings.Contains(text.Stdout, "✓ protocol      client-assertion") || !strings.Contains(text.Stdout, "✓ token request broker issued a token for "+target) {
+			t.Errorf("doctor exited %d:\n%s%s", text.Code, text.Stdout, text.Stderr)
 		}
-		r.assertNoSecret(t, "doctor output", text.stdout+text.stderr)
+		r.assertNoSecret(t, "doctor output", text.Stdout+text.Stderr)
 
-		asJSON := execute(t, env, bin, append(doctor, "-o", "json")...)
+		asJSON := testkit.Run(t, env, bin, append(doctor, "-o", "json")...)
 		var report struct {
 			OK     bool `json:"ok"`
 			Checks []struct{ Name string }
 		}
-		if err := json.Unmarshal([]byte(asJSON.stdout), &report); err != nil || !report.OK || asJSON.code != 0 {
-			t.Errorf("doctor -o json: exit %d, ok %v, %v:\n%s", asJSON.code, report.OK, err, asJSON.stdout)
+		if err := json.Unmarshal([]byte(asJSON.Stdout), &report); err != nil || !report.OK || asJSON.Code != 0 {
+			t.Errorf("doctor -o json: exit %d, ok %v, %v:\n%s", asJSON.Code, report.OK, err, asJSON.Stdout)
 		}
-		r.assertNoSecret(t, "doctor -o json output", asJSON.stdout+asJSON.stderr)
+		r.assertNoSecret(t, "doctor -o json output", asJSON.Stdout+asJSON.Stderr)
 
-		list := execute(t, env, bin, "cache", "list", "--cache-dir", cacheDir)
-		if list.code != 0 || !strings.Contains(list.stdout, target) || !strings.Contains(list.stdout, podSubject) {
-			t.Errorf("cache list exited %d:\n%s%s", list.code, list.stdout, list.stderr)
+		list := testkit.Run(t, env, bin, "cache", "list", "--cache-dir", cacheDir)
+		if list.Code != 0 || !strings.Contains(list.Stdout, target) || !strings.Contains(list.Stdout, podSubject) {
+			t.Errorf("cache list exited %d:\n%s%s", list.Code, list.Stdout, list.Stderr)
 		}
-		r.assertNoSecret(t, "cache list output", list.stdout+list.stderr)
+		r.assertNoSecret(t, "cache list output", list.Stdout+list.Stderr)
 		r.assertRequests(t, 3) // the token call, and one uncached request per doctor run
 	})
 
 	t.Run("refused: one line, no secret", func(t *testing.T) {
 		r := newAssertionRemote(t, bin, brokertest.Options{ClientID: clientID, Allow: []string{"system:serviceaccount:argocd:someone-else"}})
-		env := processEnv(t)
-		tok := execute(t, env, bin, append([]string{"-v", "token"}, r.flags(t.TempDir())...)...)
-		lines := strings.Split(strings.TrimSpace(tok.stderr), "\n")
+		env := testkit.Env(t)
+		tok := testkit.Run(t, env, bin, append([]string{"-v", "token"}, r.flags(t.TempDir())...)...)
+		lines := strings.Split(strings.TrimSpace(tok.Stderr), "\n")
 		last := lines[len(lines)-1]
-		if tok.code != 1 || tok.stdout != "" || !strings.HasPrefix(last, "brokercred: error: broker ") ||
+		if tok.Code != 1 || tok.Stdout != "" || !strings.HasPrefix(last, "brokercred: error: broker ") ||
 			!strings.Contains(last, `refused the client assertion: AADSTS700213 "invalid_client"`) ||
 			!strings.Contains(last, `no federated identity credential on client "`+clientID+`" has subject "`+podSubject+`"`) {
-			t.Errorf("token exited %d, stdout %q, last stderr line:\n%s", tok.code, tok.stdout, last)
+			t.Errorf("token exited %d, stdout %q, last stderr line:\n%s", tok.Code, tok.Stdout, last)
 		}
-		r.assertNoSecret(t, "token -v stderr", tok.stderr)
+		r.assertNoSecret(t, "token -v stderr", tok.Stderr)
 
-		doctor := execute(t, env, bin, append([]string{"doctor", "-o", "json"}, r.flags(t.TempDir())...)...)
-		if doctor.code != 1 || !strings.Contains(doctor.stdout, "AADSTS700213") {
-			t.Errorf("doctor exited %d:\n%s%s", doctor.code, doctor.stdout, doctor.stderr)
+		doctor := testkit.Run(t, env, bin, append([]string{"doctor", "-o", "json"}, r.flags(t.TempDir())...)...)
+		if doctor.Code != 1 || !strings.Contains(doctor.Stdout, "AADSTS700213") {
+			t.Errorf("doctor exited %d:\n%s%s", doctor.Code, doctor.Stdout, doctor.Stderr)
 		}
-		r.assertNoSecret(t, "doctor output", doctor.stdout+doctor.stderr)
+		r.assertNoSecret(t, "doctor output", doctor.Stdout+doctor.Stderr)
 	})
-}
-
-// processEnv is this process's environment without anything that configures
-// brokercred, kubectl or claims to come from client-go, with HOME and the
-// default cache in temp dirs.
-func processEnv(t *testing.T) []string {
-	t.Helper()
-	var env []string
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(name, "BROKERCRED_") || name == "KUBERNETES_EXEC_INFO" || name == "KUBECONFIG" || name == "HOME" || name == "XDG_CACHE_HOME" {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env, "HOME="+t.TempDir(), "XDG_CACHE_HOME="+t.TempDir())
-}
-
-// processResult is what one process left behind.
-type processResult struct {
-	code           int
-	stdout, stderr string
-}
-
-// execute runs path with args and exactly env, within a minute.
-func execute(t *testing.T, env []string, path string, args ...string) processResult {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, path, args...)
-	cmd.Env = env
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	var exitErr *exec.ExitError
-	if err := cmd.Run(); err != nil && !errors.As(err, &exitErr) {
-		t.Fatalf("run %s: %v", filepath.Base(path), err)
-	}
-	return processResult{code: cmd.ProcessState.ExitCode(), stdout: stdout.String(), stderr: stderr.String()}
 }

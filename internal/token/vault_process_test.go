@@ -1,12 +1,7 @@
 package token
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -89,44 +84,6 @@ func (r *vaultRemote) assertVaultCalls(t *testing.T, n int) {
 	}
 }
 
-// cleanEnv is this process's environment without anything that would
-// configure brokercred or kubectl, plus extra.
-func cleanEnv(t *testing.T, extra ...string) []string {
-	t.Helper()
-	env := []string{"HOME=" + t.TempDir(), "XDG_CACHE_HOME=" + t.TempDir()}
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		switch {
-		case name == "HOME", name == "XDG_CACHE_HOME", name == "KUBECONFIG", name == "KUBERNETES_EXEC_INFO", strings.HasPrefix(name, "BROKERCRED_"):
-		default:
-			env = append(env, kv)
-		}
-	}
-	return append(env, extra...)
-}
-
-type processResult struct {
-	code           int
-	stdout, stderr string
-}
-
-// runProcess runs argv with env, bounded in time.
-func runProcess(t *testing.T, env []string, argv ...string) processResult {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = env
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var exitErr *exec.ExitError
-	if err != nil && !errors.As(err, &exitErr) {
-		t.Fatalf("run %s: %v", argv[0], err)
-	}
-	return processResult{code: cmd.ProcessState.ExitCode(), stdout: stdout.String(), stderr: stderr.String()}
-}
-
 // TestVaultProcesses drives the brokercred binary with --protocol vault as
 // its users do: through client-go's exec authenticator in both
 // ExecCredential versions, through every real kubectl on this machine, and
@@ -174,16 +131,16 @@ func TestVaultProcesses(t *testing.T) {
 			t.Run(name, func(t *testing.T) {
 				dir := t.TempDir()
 				config := filepath.Join(dir, "kubeconfig")
-				writeFile(t, config, r.kubeconfig(r.flags(filepath.Join(dir, "cache"))))
+				writeFile(t, config, testkit.Kubeconfig(t, r.bin, r.api.URL, r.api.CAFile(dir), r.flags(filepath.Join(dir, "cache"))...))
 				before := len(r.vault.Requests())
-				got := runProcess(t, cleanEnv(t, vaultEnv...), kubectls[name], "--kubeconfig", config, "get", "--raw", "/version")
-				if got.code != 0 || !strings.Contains(got.stdout, "v1.34.0-brokertest") {
-					t.Fatalf("%s get --raw /version exited %d, stdout %q\nstderr:\n%s", name, got.code, got.stdout, got.stderr)
+				got := testkit.Run(t, testkit.Env(t, vaultEnv...), kubectls[name], "--kubeconfig", config, "get", "--raw", "/version")
+				if got.Code != 0 || !strings.Contains(got.Stdout, "v1.34.0-brokertest") {
+					t.Fatalf("%s get --raw /version exited %d, stdout %q\nstderr:\n%s", name, got.Code, got.Stdout, got.Stderr)
 				}
 				if n := len(r.vault.Requests()) - before; n != 3 {
 					t.Errorf("Vault got %d requests, want 3 (login, token, revoke)", n)
 				}
-				r.assertNoSecret(t, name+" stderr", got.stderr)
+				r.assertNoSecret(t, name+" stderr", got.Stderr)
 			})
 		}
 		r.assertVaultCalls(t, len(kubectls))
@@ -192,69 +149,48 @@ func TestVaultProcesses(t *testing.T) {
 	t.Run("no secret on stderr", func(t *testing.T) {
 		r := newVaultRemote(t, bin)
 		cacheDir := t.TempDir()
-		env := cleanEnv(t, vaultEnv...)
+		env := testkit.Env(t, vaultEnv...)
 
-		token := runProcess(t, env, append([]string{bin, "-v", "token"}, r.flags(cacheDir)...)...)
-		if token.code != 0 {
-			t.Fatalf("token -v exited %d: %s", token.code, token.stderr)
+		token := testkit.Run(t, env, bin, append([]string{"-v", "token"}, r.flags(cacheDir)...)...)
+		if token.Code != 0 {
+			t.Fatalf("token -v exited %d: %s", token.Code, token.Stderr)
 		}
-		r.assertNoSecret(t, "token -v stderr", token.stderr)
-		if !strings.Contains(token.stderr, "vault token revoked") {
-			t.Errorf("token -v does not say the Vault token was revoked:\n%s", token.stderr)
+		r.assertNoSecret(t, "token -v stderr", token.Stderr)
+		if !strings.Contains(token.Stderr, "vault token revoked") {
+			t.Errorf("token -v does not say the Vault token was revoked:\n%s", token.Stderr)
 		}
 
-		doctor := runProcess(t, env, append([]string{bin, "doctor"}, r.flags(cacheDir)...)...)
-		if doctor.code != 0 {
-			t.Fatalf("doctor exited %d:\n%s%s", doctor.code, doctor.stdout, doctor.stderr)
+		doctor := testkit.Run(t, env, bin, append([]string{"doctor"}, r.flags(cacheDir)...)...)
+		if doctor.Code != 0 {
+			t.Fatalf("doctor exited %d:\n%s%s", doctor.Code, doctor.Stdout, doctor.Stderr)
 		}
 		for _, line := range []string{"✓ vault login   auth/kubernetes role \"argocd\"", "✓ vault token   identity role \"prod-east\": client_id \"prod-east\"", "✓ vault revoke  Vault token revoked", "✓ token request"} {
-			if !strings.Contains(doctor.stdout, line) {
-				t.Errorf("doctor does not say %q:\n%s", line, doctor.stdout)
+			if !strings.Contains(doctor.Stdout, line) {
+				t.Errorf("doctor does not say %q:\n%s", line, doctor.Stdout)
 			}
 		}
-		r.assertNoSecret(t, "doctor stdout", doctor.stdout)
-		r.assertNoSecret(t, "doctor stderr", doctor.stderr)
+		r.assertNoSecret(t, "doctor stdout", doctor.Stdout)
+		r.assertNoSecret(t, "doctor stderr", doctor.Stderr)
 
-		asJSON := runProcess(t, env, append([]string{bin, "doctor", "-o", "json"}, r.flags(cacheDir)...)...)
+		asJSON := testkit.Run(t, env, bin, append([]string{"doctor", "-o", "json"}, r.flags(cacheDir)...)...)
 		var report Report
-		if err := json.Unmarshal([]byte(asJSON.stdout), &report); err != nil || !report.OK {
-			t.Errorf("doctor -o json: %v, ok %v, exit %d", err, report.OK, asJSON.code)
+		if err := json.Unmarshal([]byte(asJSON.Stdout), &report); err != nil || !report.OK {
+			t.Errorf("doctor -o json: %v, ok %v, exit %d", err, report.OK, asJSON.Code)
 		}
-		r.assertNoSecret(t, "doctor -o json stdout", asJSON.stdout)
-		r.assertNoSecret(t, "doctor -o json stderr", asJSON.stderr)
+		r.assertNoSecret(t, "doctor -o json stdout", asJSON.Stdout)
+		r.assertNoSecret(t, "doctor -o json stderr", asJSON.Stderr)
 
-		list := runProcess(t, env, bin, "cache", "list", "--cache-dir", cacheDir)
-		if list.code != 0 || !strings.Contains(list.stdout, r.target) {
-			t.Errorf("cache list exited %d:\n%s%s", list.code, list.stdout, list.stderr)
+		list := testkit.Run(t, env, bin, "cache", "list", "--cache-dir", cacheDir)
+		if list.Code != 0 || !strings.Contains(list.Stdout, r.target) {
+			t.Errorf("cache list exited %d:\n%s%s", list.Code, list.Stdout, list.Stderr)
 		}
-		r.assertNoSecret(t, "cache list", list.stdout+list.stderr)
+		r.assertNoSecret(t, "cache list", list.Stdout+list.Stderr)
 		r.assertVaultCalls(t, 3) // token -v, doctor, doctor -o json
 
-		refused := runProcess(t, cleanEnv(t, "BROKERCRED_VAULT_LOGIN_ROLE=someone-else"), append([]string{bin, "-v", "token", "--no-cache"}, r.flags(cacheDir)...)...)
-		if refused.code == 0 || !strings.Contains(refused.stderr, `brokercred: error: vault login at `) {
-			t.Errorf("a refused login exited %d:\n%s", refused.code, refused.stderr)
+		refused := testkit.Run(t, testkit.Env(t, "BROKERCRED_VAULT_LOGIN_ROLE=someone-else"), bin, append([]string{"-v", "token", "--no-cache"}, r.flags(cacheDir)...)...)
+		if refused.Code == 0 || !strings.Contains(refused.Stderr, `brokercred: error: vault login at `) {
+			t.Errorf("a refused login exited %d:\n%s", refused.Code, refused.Stderr)
 		}
-		r.assertNoSecret(t, "refused token -v stderr", refused.stderr)
+		r.assertNoSecret(t, "refused token -v stderr", refused.Stderr)
 	})
-}
-
-// kubeconfig is a kubeconfig for the API stub whose user runs brokercred
-// with args. Strings are JSON-quoted, which YAML reads as double-quoted
-// scalars.
-func (r *vaultRemote) kubeconfig(args []string) string {
-	q := func(s string) string {
-		b, _ := json.Marshal(s)
-		return string(b)
-	}
-	var b strings.Builder
-	b.WriteString("apiVersion: v1\nkind: Config\nclusters:\n- name: remote\n  cluster:\n")
-	b.WriteString("    server: " + q(r.api.URL) + "\n")
-	b.WriteString("    certificate-authority-data: " + q(r.api.CAData()) + "\n")
-	b.WriteString("users:\n- name: argocd\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n")
-	b.WriteString("      command: " + q(r.bin) + "\n      interactiveMode: Never\n      args:\n")
-	for _, a := range args {
-		b.WriteString("      - " + q(a) + "\n")
-	}
-	b.WriteString("contexts:\n- name: remote\n  context: {cluster: remote, user: argocd}\ncurrent-context: remote\n")
-	return b.String()
 }
