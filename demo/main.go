@@ -24,7 +24,15 @@ import (
 
 const subject = "system:serviceaccount:argocd:argocd-application-controller"
 
+// clientEnv marks a child of the demo that plays one client process (a
+// kubectl, an Argo CD controller): it runs brokercred once, as client-go
+// does, and passes its output on.
+const clientEnv = "BROKERCRED_DEMO_CLIENT"
+
 func main() {
+	if os.Getenv(clientEnv) != "" {
+		os.Exit(runAsClient(os.Args[1], os.Args[2:]))
+	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
@@ -88,17 +96,34 @@ func shortArgs(args []string) string {
 	return fmt.Sprint(args[1:5]) + " …"
 }
 
-// plugin runs brokercred as client-go does, with KUBERNETES_EXEC_INFO set,
-// showing its -v trace.
+// plugin runs brokercred from a new client process, as client-go in a new
+// kubectl would: the demo starts itself as that client, showing brokercred's
+// -v trace.
 func plugin(bin string, args []string) ([]byte, error) {
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), `KUBERNETES_EXEC_INFO={"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","spec":{"interactive":false}}`)
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(self, append([]string{bin}, args...)...)
+	cmd.Env = append(os.Environ(), clientEnv+"=1")
 	var stdout bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, os.Stdout
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("brokercred: %w", err)
 	}
 	return stdout.Bytes(), nil
+}
+
+// runAsClient runs bin with args as client-go does, with
+// KUBERNETES_EXEC_INFO set, and returns its exit code.
+func runAsClient(bin string, args []string) int {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), `KUBERNETES_EXEC_INFO={"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","spec":{"interactive":false}}`)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return 1
+	}
+	return 0
 }
 
 func getVersion(api *brokertest.APIServer, cred []byte) (string, error) {
