@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -460,6 +461,80 @@ func faultCases() []faultCase {
 			wantStderr:   "broker issued a token for target \"prod-east\" that expired at",
 			wantRequests: 1,
 		},
+		{
+			name: "broker echoes the pod token as its answer",
+			setup: func(t *testing.T, f *fixture) {
+				f.Broker.Queue(brokertest.Response{Header: map[string]string{"Content-Type": "text/plain"}, Body: f.podToken})
+			},
+			wantExit:     1,
+			wantStderr:   "sent back the pod token itself instead of a token for target \"prod-east\"; --broker-url points at an endpoint that echoes its request: fix --broker-url",
+			wantRequests: 1,
+		},
+		{
+			name: "broker echoes the pod token in JSON",
+			setup: func(t *testing.T, f *fixture) {
+				f.Broker.Queue(jsonAnswer(f.podToken, "2099-01-01T00:00:00Z"))
+			},
+			wantExit:     1,
+			wantStderr:   "sent back the pod token itself instead of a token for target \"prod-east\"",
+			wantRequests: 1,
+		},
+		{
+			name: "redirect to a host made of a piece of the pod token",
+			setup: func(t *testing.T, f *fixture) {
+				random := strings.TrimPrefix(f.podToken[strings.LastIndex(f.podToken, ".")+1:], "POD-SENTINEL-")
+				f.redirectTo(t, "https://"+random[:24]+".example.com/")
+			},
+			wantExit:   1,
+			wantStderr: `redirected (HTTP 302) to "https://[redacted].example.com"; set --broker-url to the final https URL`,
+		},
+		{
+			name: "redirect with the whole pod token in its path",
+			setup: func(t *testing.T, f *fixture) {
+				// Too long for a host name (63 bytes a label), so in the path
+				// and query instead.
+				f.redirectTo(t, "https://broker.example.com/"+f.podToken+"?token="+f.podToken)
+			},
+			wantExit:   1,
+			wantStderr: `redirected (HTTP 302) to "https://broker.example.com"; set --broker-url to the final https URL`,
+		},
+		{
+			name: "stated expiry far beyond the token's exp",
+			setup: func(t *testing.T, f *fixture) {
+				tok := f.Broker.Issue(f.target, podSubject, time.Now().Add(time.Minute))
+				f.Broker.Queue(jsonAnswer(tok, "2099-01-01T00:00:00Z"))
+			},
+			wantRequests: 1,
+			check: func(t *testing.T, f *fixture, _, _ time.Time, cred credential) {
+				exp := time.Unix(parseClaims(t, cred.Status.Token).Exp, 0)
+				if got, limit := cred.Status.ExpirationTimestamp, exp.Add(-10*time.Second); got.After(limit) {
+					t.Errorf("expirationTimestamp %v is after the token's exp %v less the 10s margin", got, exp)
+				}
+				if got := entryExpiry(t, f); !got.Equal(exp) {
+					t.Errorf("cache entry expires %v, want the token's exp %v", got, exp)
+				}
+			},
+		},
+		{
+			name: "stated lifetime beyond --max-ttl",
+			opts: brokertest.Options{NoExp: true},
+			setup: func(t *testing.T, f *fixture) {
+				tok := f.Broker.Issue(f.target, podSubject, time.Time{})
+				f.Broker.Queue(jsonAnswer(tok, "2099-01-01T00:00:00Z"))
+			},
+			args:         []string{"--max-ttl", "1h"},
+			wantRequests: 1,
+			check: func(t *testing.T, f *fixture, start, end time.Time, cred credential) {
+				// Capped at an hour, reported the default 10s margin early.
+				lo, hi := start.Add(time.Hour-10*time.Second).Truncate(time.Second), end.Add(time.Hour-10*time.Second)
+				if got := cred.Status.ExpirationTimestamp; got.Before(lo) || got.After(hi) {
+					t.Errorf("expirationTimestamp is %v after the call, want about 59m50s (--max-ttl 1h less the 10s margin)", got.Sub(end))
+				}
+				if got := entryExpiry(t, f); got.Before(start.Add(time.Hour)) || got.After(end.Add(time.Hour)) {
+					t.Errorf("cache entry expires %v after the call, want about 1h (--max-ttl)", got.Sub(end))
+				}
+			},
+		},
 
 		// Caller faults.
 		{
@@ -686,6 +761,43 @@ func faultCases() []faultCase {
 			uncached:     true,
 		},
 	}
+}
+
+// jsonAnswer is a broker answer in the JSON shape: token, stating that it
+// expires at expiry (RFC 3339).
+func jsonAnswer(token, expiry string) brokertest.Response {
+	return brokertest.Response{
+		Header: map[string]string{"Content-Type": "application/json"},
+		Body:   `{"token":"` + token + `","expirationTimestamp":"` + expiry + `"}`,
+	}
+}
+
+// redirectTo points f at a broker of its own that answers the next two
+// requests (doctor makes two: its probe and its token request) with a 302
+// to location.
+func (f *fixture) redirectTo(t *testing.T, location string) {
+	t.Helper()
+	other := brokertest.NewServer(brokertest.Options{})
+	t.Cleanup(other.Close)
+	redirect := brokertest.Response{Status: http.StatusFound, Header: map[string]string{"Location": location}}
+	other.Queue(redirect, redirect)
+	f.brokerURL, f.caFile = other.URL, other.CAFile(t.TempDir())
+}
+
+// entryExpiry is the expiry that f's one cache entry records.
+func entryExpiry(t *testing.T, f *fixture) time.Time {
+	t.Helper()
+	entries := cacheEntries(t, f)
+	if len(entries) != 1 {
+		t.Fatalf("cache holds entries %v, want exactly one", entries)
+	}
+	var e struct {
+		Expiry time.Time `json:"expiry"`
+	}
+	if err := json.Unmarshal(mustRead(t, entries[0]), &e); err != nil {
+		t.Fatalf("cache entry: %v", err)
+	}
+	return e.Expiry
 }
 
 // refusedSubject is a pod identity the broker of the 403 case refuses.
