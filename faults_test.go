@@ -3,14 +3,21 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -631,6 +638,83 @@ func faultCases() []faultCase {
 			wantExit:   80, // kong's usage error
 			wantStderr: `--protocol must be one of "get-target-token","get","token-exchange"`,
 		},
+		badTarget("target with a newline", "prod\neast", false),
+		badTarget("target with a terminal escape", "prod-\x1b[31meast", false),
+		badTarget("cluster name with a NUL", "prod\x00east", true),
+		badTarget("cluster name with a newline", "prod\neast", true),
+		badTarget("cluster name with a right-to-left override", "prod\u202eeast", true),
+		{
+			name: "--insecure-http to a host that is not loopback",
+			setup: func(t *testing.T, f *fixture) {
+				f.brokerURL, f.caFile = "http://ou.example.com"+brokertest.Path, ""
+			},
+			args:       []string{"--insecure-http"},
+			wantExit:   1,
+			wantStderr: `--insecure-http allows only a loopback broker, not "ou.example.com"; use https for any other host`,
+		},
+		{
+			name: "--insecure-http to loopback goes direct, never through HTTP_PROXY",
+			setup: func(t *testing.T, f *fixture) {
+				f.brokerURL, f.caFile = f.plainFront(t), ""
+				f.env = append(f.env, proxyEverything(t)...)
+			},
+			// --no-cache: the healthy call after asks the https broker,
+			// which is another cache key.
+			args:         []string{"--insecure-http", "--no-cache"},
+			wantRequests: 1,
+			uncached:     true,
+		},
+		{
+			name:       "--allowed-targets pins the target to another server",
+			setup:      func(t *testing.T, f *fixture) { f.target = "" },
+			args:       []string{"--allowed-targets", "prod-*=https://right.example:6443"},
+			env:        []string{execInfo("https://evil.example:6443", `{"clusterName":"prod-east"}`)},
+			wantExit:   1,
+			wantStderr: `target "prod-east" is pinned to "https://right.example:6443" by --allowed-targets, not "https://evil.example:6443"; fix the cluster's server or the pin`,
+		},
+		{
+			name: "--allowed-targets pin holds the cluster's server",
+			// --target stays, agreeing with clusterName. --no-cache: the
+			// healthy call after names no server, which is another cache
+			// key.
+			args:         []string{"--allowed-targets", "prod-*=https://right.example:6443", "--no-cache"},
+			env:          []string{execInfo("https://right.example:6443", `{"clusterName":"prod-east"}`)},
+			wantRequests: 1,
+			uncached:     true,
+		},
+		{
+			name: "client-go asks again for a fresh token: it was refused",
+			setup: func(t *testing.T, f *fixture) {
+				f.env = append(f.env, execInfo("", ""))
+				f.prime(t)
+				f.planted = append(f.planted, f.Broker.Issued()[0]) // refused: never served again
+			},
+			wantRequests: 2,
+			check: func(t *testing.T, f *fixture, _, _ time.Time, cred credential) {
+				// Asked again within 10 s of the forced refresh: the same
+				// token, and no third request.
+				r := f.call(t, "token")
+				if r.code != 0 || r.stderr != "" {
+					t.Fatalf("third call: exit code %d, stderr:\n%s", r.code, redact(r.stderr))
+				}
+				if parseCredential(t, r.stdout).Status.Token != cred.Status.Token {
+					t.Errorf("third call within the 10 s window got another token than the forced refresh")
+				}
+				if got := len(f.Broker.Requests()); got != 2 {
+					t.Errorf("after the third call the broker got %d requests, want still 2", got)
+				}
+			},
+		},
+		{
+			name:         "a call by hand (no KUBERNETES_EXEC_INFO) asks again: served from the cache",
+			setup:        func(t *testing.T, f *fixture) { f.prime(t) },
+			wantRequests: 1,
+			check: func(t *testing.T, f *fixture, _, _ time.Time, cred credential) {
+				if cred.Status.Token != f.Broker.Issued()[0] {
+					t.Errorf("the second call got another token than the first")
+				}
+			},
+		},
 
 		// Cache faults.
 		{
@@ -798,6 +882,128 @@ func entryExpiry(t *testing.T, f *fixture) time.Time {
 		t.Fatalf("cache entry: %v", err)
 	}
 	return e.Expiry
+}
+
+// execInfo is KUBERNETES_EXEC_INFO as client-go sets it for a v1 call, with
+// the cluster's server and config (raw JSON) when either is given, as
+// provideClusterInfo passes them.
+func execInfo(server, config string) string {
+	spec := map[string]any{"interactive": false}
+	if server != "" || config != "" {
+		cluster := map[string]any{"server": server}
+		if config != "" {
+			cluster["config"] = json.RawMessage(config)
+		}
+		spec["cluster"] = cluster
+	}
+	info, err := json.Marshal(map[string]any{"apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential", "spec": spec})
+	if err != nil {
+		panic(err)
+	}
+	return "KUBERNETES_EXEC_INFO=" + string(info)
+}
+
+// badTarget is a case whose target is no cluster name: set by --target, or
+// with clusterInfo as the cluster's config.clusterName in
+// KUBERNETES_EXEC_INFO (the only way for a NUL, which neither argv nor the
+// environment can carry). The call must refuse it in one line that quotes
+// it, before asking the broker; then cache list must quote an entry
+// labelled with it.
+func badTarget(name, target string, clusterInfo bool) faultCase {
+	tc := faultCase{
+		name:       name,
+		setup:      func(t *testing.T, f *fixture) { f.target = target },
+		wantExit:   1,
+		wantStderr: "target " + strconv.Quote(target) + " is not a cluster name; use at most 253 letters, digits and . _ - : / @ +",
+		then:       listsQuoted(target),
+	}
+	if clusterInfo {
+		config, err := json.Marshal(map[string]string{"clusterName": target})
+		if err != nil {
+			panic(err)
+		}
+		tc.setup = func(t *testing.T, f *fixture) { f.target = "" }
+		tc.env = []string{execInfo("https://prod-east.example:6443", string(config))}
+	}
+	return tc
+}
+
+// listsQuoted relabels f's one cache entry as for target, as an entry
+// written before targets were checked would be, and checks that cache list
+// shows the label quoted, with no raw control character.
+func listsQuoted(target string) func(*testing.T, *fixture) {
+	return func(t *testing.T, f *fixture) {
+		t.Helper()
+		entries := cacheEntries(t, f)
+		if len(entries) != 1 {
+			t.Fatalf("cache holds entries %v, want exactly one", entries)
+		}
+		var e map[string]any
+		if err := json.Unmarshal(mustRead(t, entries[0]), &e); err != nil {
+			t.Fatal(err)
+		}
+		e["label"].(map[string]any)["target"] = target
+		data, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(entries[0], data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r := f.run(t, "cache", "list", "--cache-dir", f.cacheDir)
+		if r.code != 0 || r.stderr != "" {
+			t.Fatalf("cache list: exit code %d, stderr:\n%s", r.code, redact(r.stderr))
+		}
+		assertNoControl(t, "cache list", r.stdout)
+		if !strings.Contains(r.stdout, strconv.Quote(target)) {
+			t.Errorf("cache list does not show the target quoted as %s:\n%q", strconv.Quote(target), redact(r.stdout))
+		}
+	}
+}
+
+// plainFront serves f's broker over plain http on loopback, a test broker
+// for --insecure-http, and returns its endpoint URL.
+func (f *fixture) plainFront(t *testing.T) string {
+	t.Helper()
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(mustRead(t, f.caFile)) {
+		t.Fatal("broker CA file holds no certificate")
+	}
+	u, err := url.Parse(f.Broker.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: u.Scheme, Host: u.Host})
+	front.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}
+	srv := httptest.NewServer(front)
+	t.Cleanup(srv.Close)
+	return srv.URL + brokertest.Path
+}
+
+// proxyEverything starts an HTTP proxy that answers nothing and fails the
+// test at its end if anything reached it, and returns the environment that
+// sends every request through it.
+func proxyEverything(t *testing.T) []string {
+	t.Helper()
+	var reached, withAuth atomic.Int32
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reached.Add(1)
+		if len(r.Header.Values("Authorization")) > 0 {
+			withAuth.Add(1)
+		}
+		http.Error(w, "no", http.StatusBadGateway)
+	}))
+	t.Cleanup(func() {
+		proxy.Close()
+		if n := reached.Load(); n > 0 {
+			t.Errorf("the proxy got %d requests (%d with an Authorization header), want none", n, withAuth.Load())
+		}
+	})
+	var env []string
+	for _, name := range []string{"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"} {
+		env = append(env, name+"="+proxy.URL)
+	}
+	return append(env, "NO_PROXY=", "no_proxy=")
 }
 
 // refusedSubject is a pod identity the broker of the 403 case refuses.
