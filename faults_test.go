@@ -844,6 +844,141 @@ func faultCases() []faultCase {
 			wantRequests: 2,
 			uncached:     true,
 		},
+		{
+			name: "FIFO as the entry in a shared cache dir",
+			setup: func(t *testing.T, f *fixture) {
+				f.shareCacheDir(t)
+				entry := f.prime(t)
+				if err := os.Remove(entry); err != nil {
+					t.Fatal(err)
+				}
+				if err := syscall.Mkfifo(entry, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			},
+			args:         []string{"--timeout", "3s"},
+			wantRequests: 2,
+			check: func(t *testing.T, _ *fixture, start, end time.Time, _ credential) {
+				if took := end.Sub(start); took >= 3*time.Second {
+					t.Errorf("the call took %v, not within --timeout 3s: the FIFO held it", took)
+				}
+			},
+		},
+		{
+			name: "symbolic link as the entry in a shared cache dir",
+			setup: func(t *testing.T, f *fixture) {
+				f.shareCacheDir(t)
+				entry := f.prime(t)
+				elsewhere := filepath.Join(t.TempDir(), filepath.Base(entry))
+				if err := os.Rename(entry, elsewhere); err != nil {
+					t.Fatal(err)
+				}
+				f.plantPoison(t, elsewhere, nil)
+				if err := os.Symlink(elsewhere, entry); err != nil {
+					t.Fatal(err)
+				}
+			},
+			wantRequests: 2,
+		},
+		{
+			name: "entry owned by another user in a shared cache dir",
+			setup: func(t *testing.T, f *fixture) {
+				f.shareCacheDir(t)
+				entry := f.prime(t)
+				f.plantPoison(t, entry, nil)
+				plantAsNobody(t, entry)
+			},
+			wantRequests: 2,
+		},
+		{
+			name: "private subdirectory made by another user",
+			setup: func(t *testing.T, f *fixture) {
+				sub, entry := f.shareAfterPriming(t)
+				if err := os.Mkdir(sub, 0o700); err != nil {
+					t.Fatal(err)
+				}
+				plantAsNobody(t, sub, moveInto(t, entry, sub))
+			},
+			wantRequests: 2,
+			uncached:     true,
+		},
+		{
+			name: "private subdirectory open to everyone",
+			setup: func(t *testing.T, f *fixture) {
+				sub, entry := f.shareAfterPriming(t)
+				if err := os.Mkdir(sub, 0o700); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chmod(sub, 0o777); err != nil {
+					t.Fatal(err)
+				}
+				plantAsNobody(t, moveInto(t, entry, sub))
+			},
+			wantRequests: 2,
+			uncached:     true,
+		},
+		{
+			name: "private subdirectory is a link to another user's dir",
+			setup: func(t *testing.T, f *fixture) {
+				sub, entry := f.shareAfterPriming(t)
+				theirs := filepath.Join(f.cacheDir, "theirs")
+				if err := os.Mkdir(theirs, 0o700); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chmod(theirs, 0o777); err != nil {
+					t.Fatal(err)
+				}
+				planted := moveInto(t, entry, theirs)
+				if err := os.Symlink(theirs, sub); err != nil {
+					t.Fatal(err)
+				}
+				plantAsNobody(t, theirs, planted, sub)
+			},
+			wantRequests: 2,
+			uncached:     true,
+		},
+		{
+			name: "cache dir holding files brokercred did not write",
+			setup: func(t *testing.T, f *fixture) {
+				entry := f.prime(t)
+				for _, path := range decoys(f.cacheDir, filepath.Dir(entry)) {
+					if filepath.Base(path) != foreignEntry {
+						if err := os.WriteFile(path, []byte(`{"name":"not brokercred's"}`), 0o600); err != nil {
+							t.Fatal(err)
+						}
+						continue
+					}
+					// Named like an entry, and one in every field, but
+					// another user's.
+					if err := os.WriteFile(path, mustRead(t, entry), 0o600); err != nil {
+						t.Fatal(err)
+					}
+					f.plantPoison(t, path, func(e map[string]any) { e["name"] = strings.TrimSuffix(foreignEntry, ".json") })
+					plantAsNobody(t, path)
+				}
+			},
+			wantRequests: 1,
+			then: func(t *testing.T, f *fixture) {
+				entries := cacheEntries(t, f)
+				if len(entries) != 1 {
+					t.Fatalf("cache holds entries %v before the clear, want exactly one", entries)
+				}
+				r := f.run(t, "cache", "clear", "--cache-dir", f.cacheDir)
+				if r.code != 0 || r.stderr != "removed 1 cache entries\n" {
+					t.Errorf("cache clear: exit code %d, stderr:\n%s", r.code, redact(r.stderr))
+				}
+				for _, path := range entries {
+					if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
+						t.Errorf("cache clear left brokercred's entry %s (%v)", filepath.Base(path), err)
+					}
+				}
+				for _, path := range decoys(f.cacheDir, filepath.Dir(entries[0])) {
+					if _, err := os.Lstat(path); err != nil {
+						t.Errorf("cache clear removed %s, which brokercred did not write: %v", path, err)
+					}
+				}
+			},
+		},
 	}
 }
 
@@ -1004,6 +1139,75 @@ func proxyEverything(t *testing.T) []string {
 		env = append(env, name+"="+proxy.URL)
 	}
 	return append(env, "NO_PROXY=", "no_proxy=")
+}
+
+// shareCacheDir moves f's cache into a new directory anyone may write to,
+// as a Kubernetes emptyDir is.
+func (f *fixture) shareCacheDir(t *testing.T) {
+	t.Helper()
+	f.cacheDir = filepath.Join(t.TempDir(), "shared")
+	if err := os.Mkdir(f.cacheDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(f.cacheDir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// shareAfterPriming primes f's cache, takes its entry out, poisoned, and
+// moves f's cache to a new shared directory. It returns where brokercred's
+// private subdirectory belongs in that directory, and the poisoned entry,
+// for a case to plant there as another user would.
+func (f *fixture) shareAfterPriming(t *testing.T) (sub, entry string) {
+	t.Helper()
+	primed := f.prime(t)
+	entry = filepath.Join(t.TempDir(), filepath.Base(primed))
+	if err := os.Rename(primed, entry); err != nil {
+		t.Fatal(err)
+	}
+	f.plantPoison(t, entry, nil)
+	f.shareCacheDir(t)
+	return filepath.Join(f.cacheDir, filepath.Base(filepath.Dir(primed))), entry
+}
+
+// moveInto moves the file at path into dir and returns its new path.
+func moveInto(t *testing.T, path, dir string) string {
+	t.Helper()
+	moved := filepath.Join(dir, filepath.Base(path))
+	if err := os.Rename(path, moved); err != nil {
+		t.Fatal(err)
+	}
+	return moved
+}
+
+// plantAsNobody gives the files at paths (links themselves, not what they
+// point at) to nobody, as if nobody had planted them. Only root can.
+func plantAsNobody(t *testing.T, paths ...string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("only root can give a file to another user")
+	}
+	for _, path := range paths {
+		if err := os.Lchown(path, nobody, nobody); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// foreignEntry is the name of a file another user planted, named like a
+// cache entry.
+const foreignEntry = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.json"
+
+// decoys are files brokercred did not write, in the shared cache dir and in
+// its private subdirectory sub: other programs' JSON, and foreignEntry.
+func decoys(dir, sub string) []string {
+	var paths []string
+	for _, d := range []string{dir, sub} {
+		for _, name := range []string{"package.json", "notes.json", foreignEntry} {
+			paths = append(paths, filepath.Join(d, name))
+		}
+	}
+	return paths
 }
 
 // refusedSubject is a pod identity the broker of the 403 case refuses.
