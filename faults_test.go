@@ -3,13 +3,21 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -51,6 +59,9 @@ type faultCase struct {
 	uncached bool
 	// check looks further at a successful call's credential.
 	check func(t *testing.T, f *fixture, start, end time.Time, cred credential)
+	// then runs a further command last, after the healthy call, with the
+	// healed fixture on the cache both calls left (cache clear, cache list).
+	then func(t *testing.T, f *fixture)
 }
 
 // arrange starts a fixture with the case's fault injected, and returns it
@@ -125,12 +136,25 @@ func (f *fixture) prime(t *testing.T) string {
 	return entries[0]
 }
 
-// cacheEntries are the paths of the entries in f's cache dir.
+// cacheEntries are the paths of the entries in f's cache dir: the regular
+// files there that the user brokercred runs as owns. What another user
+// planted, or a FIFO or link, is none of brokercred's.
 func cacheEntries(t *testing.T, f *fixture) []string {
 	t.Helper()
-	entries, err := testkit.CacheEntries(f.cacheDir)
+	paths, err := testkit.CacheEntries(f.cacheDir)
 	if err != nil {
 		t.Fatal(err)
+	}
+	uid := uint32(os.Geteuid())
+	if f.attr != nil && f.attr.Credential != nil {
+		uid = f.attr.Credential.Uid
+	}
+	var entries []string
+	for _, path := range paths {
+		info, err := os.Lstat(path)
+		if err == nil && info.Mode().IsRegular() && info.Sys().(*syscall.Stat_t).Uid == uid {
+			entries = append(entries, path)
+		}
 	}
 	return entries
 }
@@ -444,6 +468,80 @@ func faultCases() []faultCase {
 			wantStderr:   "broker issued a token for target \"prod-east\" that expired at",
 			wantRequests: 1,
 		},
+		{
+			name: "broker echoes the pod token as its answer",
+			setup: func(t *testing.T, f *fixture) {
+				f.Broker.Queue(brokertest.Response{Header: map[string]string{"Content-Type": "text/plain"}, Body: f.podToken})
+			},
+			wantExit:     1,
+			wantStderr:   "sent back the pod token itself instead of a token for target \"prod-east\"; --broker-url points at an endpoint that echoes its request: fix --broker-url",
+			wantRequests: 1,
+		},
+		{
+			name: "broker echoes the pod token in JSON",
+			setup: func(t *testing.T, f *fixture) {
+				f.Broker.Queue(jsonAnswer(f.podToken, "2099-01-01T00:00:00Z"))
+			},
+			wantExit:     1,
+			wantStderr:   "sent back the pod token itself instead of a token for target \"prod-east\"",
+			wantRequests: 1,
+		},
+		{
+			name: "redirect to a host made of a piece of the pod token",
+			setup: func(t *testing.T, f *fixture) {
+				random := strings.TrimPrefix(f.podToken[strings.LastIndex(f.podToken, ".")+1:], "POD-SENTINEL-")
+				f.redirectTo(t, "https://"+random[:24]+".example.com/")
+			},
+			wantExit:   1,
+			wantStderr: `redirected (HTTP 302) to "https://[redacted].example.com"; set --broker-url to the final https URL`,
+		},
+		{
+			name: "redirect with the whole pod token in its path",
+			setup: func(t *testing.T, f *fixture) {
+				// Too long for a host name (63 bytes a label), so in the path
+				// and query instead.
+				f.redirectTo(t, "https://broker.example.com/"+f.podToken+"?token="+f.podToken)
+			},
+			wantExit:   1,
+			wantStderr: `redirected (HTTP 302) to "https://broker.example.com"; set --broker-url to the final https URL`,
+		},
+		{
+			name: "stated expiry far beyond the token's exp",
+			setup: func(t *testing.T, f *fixture) {
+				tok := f.Broker.Issue(f.target, podSubject, time.Now().Add(time.Minute))
+				f.Broker.Queue(jsonAnswer(tok, "2099-01-01T00:00:00Z"))
+			},
+			wantRequests: 1,
+			check: func(t *testing.T, f *fixture, _, _ time.Time, cred credential) {
+				exp := time.Unix(parseClaims(t, cred.Status.Token).Exp, 0)
+				if got, limit := cred.Status.ExpirationTimestamp, exp.Add(-10*time.Second); got.After(limit) {
+					t.Errorf("expirationTimestamp %v is after the token's exp %v less the 10s margin", got, exp)
+				}
+				if got := entryExpiry(t, f); !got.Equal(exp) {
+					t.Errorf("cache entry expires %v, want the token's exp %v", got, exp)
+				}
+			},
+		},
+		{
+			name: "stated lifetime beyond --max-ttl",
+			opts: brokertest.Options{NoExp: true},
+			setup: func(t *testing.T, f *fixture) {
+				tok := f.Broker.Issue(f.target, podSubject, time.Time{})
+				f.Broker.Queue(jsonAnswer(tok, "2099-01-01T00:00:00Z"))
+			},
+			args:         []string{"--max-ttl", "1h"},
+			wantRequests: 1,
+			check: func(t *testing.T, f *fixture, start, end time.Time, cred credential) {
+				// Capped at an hour, reported the default 10s margin early.
+				lo, hi := start.Add(time.Hour-10*time.Second).Truncate(time.Second), end.Add(time.Hour-10*time.Second)
+				if got := cred.Status.ExpirationTimestamp; got.Before(lo) || got.After(hi) {
+					t.Errorf("expirationTimestamp is %v after the call, want about 59m50s (--max-ttl 1h less the 10s margin)", got.Sub(end))
+				}
+				if got := entryExpiry(t, f); got.Before(start.Add(time.Hour)) || got.After(end.Add(time.Hour)) {
+					t.Errorf("cache entry expires %v after the call, want about 1h (--max-ttl)", got.Sub(end))
+				}
+			},
+		},
 
 		// Caller faults.
 		{
@@ -539,6 +637,83 @@ func faultCases() []faultCase {
 			env:        []string{"BROKERCRED_PROTOCOL=soap"},
 			wantExit:   80, // kong's usage error
 			wantStderr: `--protocol must be one of "get-target-token","get","token-exchange"`,
+		},
+		badTarget("target with a newline", "prod\neast", false),
+		badTarget("target with a terminal escape", "prod-\x1b[31meast", false),
+		badTarget("cluster name with a NUL", "prod\x00east", true),
+		badTarget("cluster name with a newline", "prod\neast", true),
+		badTarget("cluster name with a right-to-left override", "prod\u202eeast", true),
+		{
+			name: "--insecure-http to a host that is not loopback",
+			setup: func(t *testing.T, f *fixture) {
+				f.brokerURL, f.caFile = "http://ou.example.com"+brokertest.Path, ""
+			},
+			args:       []string{"--insecure-http"},
+			wantExit:   1,
+			wantStderr: `--insecure-http allows only a loopback broker, not "ou.example.com"; use https for any other host`,
+		},
+		{
+			name: "--insecure-http to loopback goes direct, never through HTTP_PROXY",
+			setup: func(t *testing.T, f *fixture) {
+				f.brokerURL, f.caFile = f.plainFront(t), ""
+				f.env = append(f.env, proxyEverything(t)...)
+			},
+			// --no-cache: the healthy call after asks the https broker,
+			// which is another cache key.
+			args:         []string{"--insecure-http", "--no-cache"},
+			wantRequests: 1,
+			uncached:     true,
+		},
+		{
+			name:       "--allowed-targets pins the target to another server",
+			setup:      func(t *testing.T, f *fixture) { f.target = "" },
+			args:       []string{"--allowed-targets", "prod-*=https://right.example:6443"},
+			env:        []string{execInfo("https://evil.example:6443", `{"clusterName":"prod-east"}`)},
+			wantExit:   1,
+			wantStderr: `target "prod-east" is pinned to "https://right.example:6443" by --allowed-targets, not "https://evil.example:6443"; fix the cluster's server or the pin`,
+		},
+		{
+			name: "--allowed-targets pin holds the cluster's server",
+			// --target stays, agreeing with clusterName. --no-cache: the
+			// healthy call after names no server, which is another cache
+			// key.
+			args:         []string{"--allowed-targets", "prod-*=https://right.example:6443", "--no-cache"},
+			env:          []string{execInfo("https://right.example:6443", `{"clusterName":"prod-east"}`)},
+			wantRequests: 1,
+			uncached:     true,
+		},
+		{
+			name: "client-go asks again for a fresh token: it was refused",
+			setup: func(t *testing.T, f *fixture) {
+				f.env = append(f.env, execInfo("", ""))
+				f.prime(t)
+				f.planted = append(f.planted, f.Broker.Issued()[0]) // refused: never served again
+			},
+			wantRequests: 2,
+			check: func(t *testing.T, f *fixture, _, _ time.Time, cred credential) {
+				// Asked again within 10 s of the forced refresh: the same
+				// token, and no third request.
+				r := f.call(t, "token")
+				if r.code != 0 || r.stderr != "" {
+					t.Fatalf("third call: exit code %d, stderr:\n%s", r.code, redact(r.stderr))
+				}
+				if parseCredential(t, r.stdout).Status.Token != cred.Status.Token {
+					t.Errorf("third call within the 10 s window got another token than the forced refresh")
+				}
+				if got := len(f.Broker.Requests()); got != 2 {
+					t.Errorf("after the third call the broker got %d requests, want still 2", got)
+				}
+			},
+		},
+		{
+			name:         "a call by hand (no KUBERNETES_EXEC_INFO) asks again: served from the cache",
+			setup:        func(t *testing.T, f *fixture) { f.prime(t) },
+			wantRequests: 1,
+			check: func(t *testing.T, f *fixture, _, _ time.Time, cred credential) {
+				if cred.Status.Token != f.Broker.Issued()[0] {
+					t.Errorf("the second call got another token than the first")
+				}
+			},
 		},
 
 		// Cache faults.
@@ -669,7 +844,370 @@ func faultCases() []faultCase {
 			wantRequests: 2,
 			uncached:     true,
 		},
+		{
+			name: "FIFO as the entry in a shared cache dir",
+			setup: func(t *testing.T, f *fixture) {
+				f.shareCacheDir(t)
+				entry := f.prime(t)
+				if err := os.Remove(entry); err != nil {
+					t.Fatal(err)
+				}
+				if err := syscall.Mkfifo(entry, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			},
+			args:         []string{"--timeout", "3s"},
+			wantRequests: 2,
+			check: func(t *testing.T, _ *fixture, start, end time.Time, _ credential) {
+				if took := end.Sub(start); took >= 3*time.Second {
+					t.Errorf("the call took %v, not within --timeout 3s: the FIFO held it", took)
+				}
+			},
+		},
+		{
+			name: "symbolic link as the entry in a shared cache dir",
+			setup: func(t *testing.T, f *fixture) {
+				f.shareCacheDir(t)
+				entry := f.prime(t)
+				elsewhere := filepath.Join(t.TempDir(), filepath.Base(entry))
+				if err := os.Rename(entry, elsewhere); err != nil {
+					t.Fatal(err)
+				}
+				f.plantPoison(t, elsewhere, nil)
+				if err := os.Symlink(elsewhere, entry); err != nil {
+					t.Fatal(err)
+				}
+			},
+			wantRequests: 2,
+		},
+		{
+			name: "entry owned by another user in a shared cache dir",
+			setup: func(t *testing.T, f *fixture) {
+				f.shareCacheDir(t)
+				entry := f.prime(t)
+				f.plantPoison(t, entry, nil)
+				plantAsNobody(t, entry)
+			},
+			wantRequests: 2,
+		},
+		{
+			name: "private subdirectory made by another user",
+			setup: func(t *testing.T, f *fixture) {
+				sub, entry := f.shareAfterPriming(t)
+				if err := os.Mkdir(sub, 0o700); err != nil {
+					t.Fatal(err)
+				}
+				plantAsNobody(t, sub, moveInto(t, entry, sub))
+			},
+			wantRequests: 2,
+			uncached:     true,
+		},
+		{
+			name: "private subdirectory open to everyone",
+			setup: func(t *testing.T, f *fixture) {
+				sub, entry := f.shareAfterPriming(t)
+				if err := os.Mkdir(sub, 0o700); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chmod(sub, 0o777); err != nil {
+					t.Fatal(err)
+				}
+				plantAsNobody(t, moveInto(t, entry, sub))
+			},
+			wantRequests: 2,
+			uncached:     true,
+		},
+		{
+			name: "private subdirectory is a link to another user's dir",
+			setup: func(t *testing.T, f *fixture) {
+				sub, entry := f.shareAfterPriming(t)
+				theirs := filepath.Join(f.cacheDir, "theirs")
+				if err := os.Mkdir(theirs, 0o700); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chmod(theirs, 0o777); err != nil {
+					t.Fatal(err)
+				}
+				planted := moveInto(t, entry, theirs)
+				if err := os.Symlink(theirs, sub); err != nil {
+					t.Fatal(err)
+				}
+				plantAsNobody(t, theirs, planted, sub)
+			},
+			wantRequests: 2,
+			uncached:     true,
+		},
+		{
+			name: "cache dir holding files brokercred did not write",
+			setup: func(t *testing.T, f *fixture) {
+				entry := f.prime(t)
+				for _, path := range decoys(f.cacheDir, filepath.Dir(entry)) {
+					if filepath.Base(path) != foreignEntry {
+						if err := os.WriteFile(path, []byte(`{"name":"not brokercred's"}`), 0o600); err != nil {
+							t.Fatal(err)
+						}
+						continue
+					}
+					// Named like an entry, and one in every field, but
+					// another user's.
+					if err := os.WriteFile(path, mustRead(t, entry), 0o600); err != nil {
+						t.Fatal(err)
+					}
+					f.plantPoison(t, path, func(e map[string]any) { e["name"] = strings.TrimSuffix(foreignEntry, ".json") })
+					plantAsNobody(t, path)
+				}
+			},
+			wantRequests: 1,
+			then: func(t *testing.T, f *fixture) {
+				entries := cacheEntries(t, f)
+				if len(entries) != 1 {
+					t.Fatalf("cache holds entries %v before the clear, want exactly one", entries)
+				}
+				r := f.run(t, "cache", "clear", "--cache-dir", f.cacheDir)
+				if r.code != 0 || r.stderr != "removed 1 cache entries\n" {
+					t.Errorf("cache clear: exit code %d, stderr:\n%s", r.code, redact(r.stderr))
+				}
+				for _, path := range entries {
+					if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
+						t.Errorf("cache clear left brokercred's entry %s (%v)", filepath.Base(path), err)
+					}
+				}
+				for _, path := range decoys(f.cacheDir, filepath.Dir(entries[0])) {
+					if _, err := os.Lstat(path); err != nil {
+						t.Errorf("cache clear removed %s, which brokercred did not write: %v", path, err)
+					}
+				}
+			},
+		},
 	}
+}
+
+// jsonAnswer is a broker answer in the JSON shape: token, stating that it
+// expires at expiry (RFC 3339).
+func jsonAnswer(token, expiry string) brokertest.Response {
+	return brokertest.Response{
+		Header: map[string]string{"Content-Type": "application/json"},
+		Body:   `{"token":"` + token + `","expirationTimestamp":"` + expiry + `"}`,
+	}
+}
+
+// redirectTo points f at a broker of its own that answers the next two
+// requests (doctor makes two: its probe and its token request) with a 302
+// to location.
+func (f *fixture) redirectTo(t *testing.T, location string) {
+	t.Helper()
+	other := brokertest.NewServer(brokertest.Options{})
+	t.Cleanup(other.Close)
+	redirect := brokertest.Response{Status: http.StatusFound, Header: map[string]string{"Location": location}}
+	other.Queue(redirect, redirect)
+	f.brokerURL, f.caFile = other.URL, other.CAFile(t.TempDir())
+}
+
+// entryExpiry is the expiry that f's one cache entry records.
+func entryExpiry(t *testing.T, f *fixture) time.Time {
+	t.Helper()
+	entries := cacheEntries(t, f)
+	if len(entries) != 1 {
+		t.Fatalf("cache holds entries %v, want exactly one", entries)
+	}
+	var e struct {
+		Expiry time.Time `json:"expiry"`
+	}
+	if err := json.Unmarshal(mustRead(t, entries[0]), &e); err != nil {
+		t.Fatalf("cache entry: %v", err)
+	}
+	return e.Expiry
+}
+
+// execInfo is KUBERNETES_EXEC_INFO as client-go sets it for a v1 call, with
+// the cluster's server and config (raw JSON) when either is given, as
+// provideClusterInfo passes them.
+func execInfo(server, config string) string {
+	spec := map[string]any{"interactive": false}
+	if server != "" || config != "" {
+		cluster := map[string]any{"server": server}
+		if config != "" {
+			cluster["config"] = json.RawMessage(config)
+		}
+		spec["cluster"] = cluster
+	}
+	info, err := json.Marshal(map[string]any{"apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential", "spec": spec})
+	if err != nil {
+		panic(err)
+	}
+	return "KUBERNETES_EXEC_INFO=" + string(info)
+}
+
+// badTarget is a case whose target is no cluster name: set by --target, or
+// with clusterInfo as the cluster's config.clusterName in
+// KUBERNETES_EXEC_INFO (the only way for a NUL, which neither argv nor the
+// environment can carry). The call must refuse it in one line that quotes
+// it, before asking the broker; then cache list must quote an entry
+// labelled with it.
+func badTarget(name, target string, clusterInfo bool) faultCase {
+	tc := faultCase{
+		name:       name,
+		setup:      func(t *testing.T, f *fixture) { f.target = target },
+		wantExit:   1,
+		wantStderr: "target " + strconv.Quote(target) + " is not a cluster name; use at most 253 letters, digits and . _ - : / @ +",
+		then:       listsQuoted(target),
+	}
+	if clusterInfo {
+		config, err := json.Marshal(map[string]string{"clusterName": target})
+		if err != nil {
+			panic(err)
+		}
+		tc.setup = func(t *testing.T, f *fixture) { f.target = "" }
+		tc.env = []string{execInfo("https://prod-east.example:6443", string(config))}
+	}
+	return tc
+}
+
+// listsQuoted relabels f's one cache entry as for target, as an entry
+// written before targets were checked would be, and checks that cache list
+// shows the label quoted, with no raw control character.
+func listsQuoted(target string) func(*testing.T, *fixture) {
+	return func(t *testing.T, f *fixture) {
+		t.Helper()
+		entries := cacheEntries(t, f)
+		if len(entries) != 1 {
+			t.Fatalf("cache holds entries %v, want exactly one", entries)
+		}
+		var e map[string]any
+		if err := json.Unmarshal(mustRead(t, entries[0]), &e); err != nil {
+			t.Fatal(err)
+		}
+		e["label"].(map[string]any)["target"] = target
+		data, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(entries[0], data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r := f.run(t, "cache", "list", "--cache-dir", f.cacheDir)
+		if r.code != 0 || r.stderr != "" {
+			t.Fatalf("cache list: exit code %d, stderr:\n%s", r.code, redact(r.stderr))
+		}
+		assertNoControl(t, "cache list", r.stdout)
+		if !strings.Contains(r.stdout, strconv.Quote(target)) {
+			t.Errorf("cache list does not show the target quoted as %s:\n%q", strconv.Quote(target), redact(r.stdout))
+		}
+	}
+}
+
+// plainFront serves f's broker over plain http on loopback, a test broker
+// for --insecure-http, and returns its endpoint URL.
+func (f *fixture) plainFront(t *testing.T) string {
+	t.Helper()
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(mustRead(t, f.caFile)) {
+		t.Fatal("broker CA file holds no certificate")
+	}
+	u, err := url.Parse(f.Broker.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: u.Scheme, Host: u.Host})
+	front.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}
+	srv := httptest.NewServer(front)
+	t.Cleanup(srv.Close)
+	return srv.URL + brokertest.Path
+}
+
+// proxyEverything starts an HTTP proxy that answers nothing and fails the
+// test at its end if anything reached it, and returns the environment that
+// sends every request through it.
+func proxyEverything(t *testing.T) []string {
+	t.Helper()
+	var reached, withAuth atomic.Int32
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reached.Add(1)
+		if len(r.Header.Values("Authorization")) > 0 {
+			withAuth.Add(1)
+		}
+		http.Error(w, "no", http.StatusBadGateway)
+	}))
+	t.Cleanup(func() {
+		proxy.Close()
+		if n := reached.Load(); n > 0 {
+			t.Errorf("the proxy got %d requests (%d with an Authorization header), want none", n, withAuth.Load())
+		}
+	})
+	var env []string
+	for _, name := range []string{"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"} {
+		env = append(env, name+"="+proxy.URL)
+	}
+	return append(env, "NO_PROXY=", "no_proxy=")
+}
+
+// shareCacheDir moves f's cache into a new directory anyone may write to,
+// as a Kubernetes emptyDir is.
+func (f *fixture) shareCacheDir(t *testing.T) {
+	t.Helper()
+	f.cacheDir = filepath.Join(t.TempDir(), "shared")
+	if err := os.Mkdir(f.cacheDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(f.cacheDir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// shareAfterPriming primes f's cache, takes its entry out, poisoned, and
+// moves f's cache to a new shared directory. It returns where brokercred's
+// private subdirectory belongs in that directory, and the poisoned entry,
+// for a case to plant there as another user would.
+func (f *fixture) shareAfterPriming(t *testing.T) (sub, entry string) {
+	t.Helper()
+	primed := f.prime(t)
+	entry = filepath.Join(t.TempDir(), filepath.Base(primed))
+	if err := os.Rename(primed, entry); err != nil {
+		t.Fatal(err)
+	}
+	f.plantPoison(t, entry, nil)
+	f.shareCacheDir(t)
+	return filepath.Join(f.cacheDir, filepath.Base(filepath.Dir(primed))), entry
+}
+
+// moveInto moves the file at path into dir and returns its new path.
+func moveInto(t *testing.T, path, dir string) string {
+	t.Helper()
+	moved := filepath.Join(dir, filepath.Base(path))
+	if err := os.Rename(path, moved); err != nil {
+		t.Fatal(err)
+	}
+	return moved
+}
+
+// plantAsNobody gives the files at paths (links themselves, not what they
+// point at) to nobody, as if nobody had planted them. Only root can.
+func plantAsNobody(t *testing.T, paths ...string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("only root can give a file to another user")
+	}
+	for _, path := range paths {
+		if err := os.Lchown(path, nobody, nobody); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// foreignEntry is the name of a file another user planted, named like a
+// cache entry.
+const foreignEntry = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.json"
+
+// decoys are files brokercred did not write, in the shared cache dir and in
+// its private subdirectory sub: other programs' JSON, and foreignEntry.
+func decoys(dir, sub string) []string {
+	var paths []string
+	for _, d := range []string{dir, sub} {
+		for _, name := range []string{"package.json", "notes.json", foreignEntry} {
+			paths = append(paths, filepath.Join(d, name))
+		}
+	}
+	return paths
 }
 
 // refusedSubject is a pod identity the broker of the 403 case refuses.
@@ -736,6 +1274,9 @@ func TestFaults(t *testing.T) {
 				t.Errorf("healthy call after the fault made %d broker requests, want %d", got, wantNew)
 			}
 			assertCacheClean(t, f)
+			if tc.then != nil {
+				tc.then(t, f)
+			}
 		})
 	}
 }
@@ -774,8 +1315,8 @@ func assertCacheClean(t *testing.T, f *fixture) {
 			return nil // a missing or unreadable dir holds nothing
 		}
 		assertNoSecret(t, "cache file name", d.Name(), f.secrets()...)
-		if d.IsDir() {
-			return nil
+		if !d.Type().IsRegular() {
+			return nil // a dir is walked; a FIFO would block a read, a link leads out
 		}
 		if strings.HasPrefix(d.Name(), ".tmp-") {
 			t.Errorf("cache holds a leftover temp file %s", d.Name())

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode"
 
 	"k8s.io/client-go/rest"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -398,5 +399,19 @@ func assertOneErrorLine(t *testing.T, r result, wantSubstr string) {
 	}
 	if !strings.Contains(r.stderr, wantSubstr) {
 		t.Errorf("stderr = %q, want it to contain %q", redact(r.stderr), wantSubstr)
+	}
+	assertNoControl(t, "stderr", r.stderr)
+}
+
+// assertNoControl fails when text holds a control or format character
+// other than a line end: one that could forge a line, or colour or reorder
+// text on a terminal.
+func assertNoControl(t *testing.T, what, text string) {
+	t.Helper()
+	for _, c := range text {
+		if c != '\n' && (unicode.IsControl(c) || unicode.Is(unicode.Cf, c)) {
+			t.Errorf("%s holds the raw control character %U:\n%q", what, c, redact(text))
+			return
+		}
 	}
 }

@@ -11,15 +11,16 @@ import (
 )
 
 // TestNoTokenLeaks drives every case of faultCases through the commands
-// that TestFaults does not (`token -v` with its diagnostics, `doctor`, and
-// `cache list` and `cache clear` on what they left) with a sentinel pod
-// token, and checks that neither it, nor any token the broker minted or a
-// test planted, shows in full or as any 8-character piece of its signature
-// on stderr, on stdout (bar the credential's own token), in a cache file
-// name, or in a listing. TestFaults checks plain `token` the same way.
+// that TestFaults does not (`token -v` with its diagnostics, `doctor` in
+// text and JSON, and `cache list` and `cache clear` on what they left) with
+// a sentinel pod token, and checks that neither it, nor any token the
+// broker minted or a test planted, shows in full or as any 8-character
+// piece of its signature on stderr, on stdout (bar the credential's own
+// token), in a cache file name, or in a listing, and that no output holds a
+// raw control character. TestFaults checks plain `token` the same way.
 func TestNoTokenLeaks(t *testing.T) {
 	for _, tc := range faultCases() {
-		for _, command := range []string{"token -v", "doctor"} {
+		for _, command := range []string{"token -v", "doctor", "doctor -o json"} {
 			t.Run(tc.name+"/"+command, func(t *testing.T) {
 				t.Parallel()
 				f, _ := tc.arrange(t)
@@ -37,10 +38,13 @@ func TestNoTokenLeaks(t *testing.T) {
 	}
 }
 
-// assertNoLeak checks one process's output for every secret of f. A
-// successful `token` may print its credential's token on stdout, there only.
+// assertNoLeak checks one process's output for every secret of f and for
+// raw control characters. A successful `token` may print its credential's
+// token on stdout, there only.
 func assertNoLeak(t *testing.T, f *fixture, what string, r result) {
 	t.Helper()
+	assertNoControl(t, what+" stderr", r.stderr)
+	assertNoControl(t, what+" stdout", r.stdout)
 	assertNoSecret(t, what+" stderr", r.stderr, f.secrets()...)
 	stdout := r.stdout
 	if strings.HasPrefix(what, "token") && r.code == 0 {

@@ -153,9 +153,11 @@ func (f *Fleet) AskedTargets() string {
 }
 
 // CacheEntries lists the entry files brokercred keeps under the cache
-// directory dir: they live in the calling user's private subdirectory.
+// directory dir: they live in the calling user's private subdirectory and
+// are named by the hex SHA-256 of their key, so other JSON files there (a
+// shared dir's package.json) are none.
 func CacheEntries(dir string) ([]string, error) {
-	return filepath.Glob(filepath.Join(dir, "user-*", "*.json"))
+	return filepath.Glob(filepath.Join(dir, "user-*", strings.Repeat("[0-9a-f]", 64)+".json"))
 }
 
 // Kubeconfig is the kubeconfig brokercred's own generator writes (`bin
