@@ -3,6 +3,7 @@ package kube
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -27,6 +28,7 @@ func TestRemoteCluster(t *testing.T) {
 		t.Run("long-running client", w.testLongRunningClient)
 		t.Run("revocation", w.testRevocation)
 	})
+	t.Run("refused token", w.testRefusedToken)
 }
 
 // testKubectl: kubectl through the exec entry reads what RBAC allows the
@@ -75,8 +77,8 @@ func (w *world) testRefused(t *testing.T) {
 	for _, c := range []struct {
 		name, tokenFile, want string
 	}{
-		{"not allowed", w.tokenFiles[repoServer], "broker refused the identity " + subject(repoServer) + " for target " + target + " (HTTP 403)"},
-		{"not issued by the control plane", forged, "broker refused the identity " + subject(controller) + " for target " + target + " (HTTP 401)"},
+		{"not allowed", w.tokenFiles[repoServer], fmt.Sprintf("broker refused the identity %q for target %q (HTTP 403)", subject(repoServer), target)},
+		{"not issued by the control plane", forged, fmt.Sprintf("broker refused the identity %q for target %q (HTTP 401)", subject(controller), target)},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			issued := len(w.broker.Issued())
@@ -148,7 +150,7 @@ func (w *world) testRevocation(t *testing.T) {
 	}
 	w.revoke(t, server)
 	refused := w.pollUntilRefused(t, args, cred)
-	w.oneLine(t, refused.stderr, "broker refused the identity "+subject(server)+" for target "+target+" (HTTP 401)")
+	w.oneLine(t, refused.stderr, fmt.Sprintf("broker refused the identity %q for target %q (HTTP 401)", subject(server), target))
 
 	cs, err := kubernetes.NewForConfig(w.remoteConfig(server, cacheDir))
 	if err != nil {

@@ -3,6 +3,7 @@ package kube
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -47,6 +48,7 @@ type world struct {
 	dir             string
 	brokerCA        string            // file
 	tokenFiles      map[string]string // ServiceAccount name -> projected-token-like file
+	authnFile       string            // the remote's AuthenticationConfiguration, reloaded when rewritten
 }
 
 // setUp starts etcd, both API servers and the broker, and creates the
@@ -65,8 +67,8 @@ func setUp(t *testing.T) *world {
 	})
 	t.Cleanup(w.broker.Close)
 	w.brokerCA = w.broker.CAFile(w.dir)
-	authn := writeFile(t, w.dir, "authentication-config.json", authenticationConfig(w.broker))
-	w.remote = newAPIServer(t, ca, admin, "remote", etcdURL, "--authentication-config="+authn)
+	w.authnFile = writeFile(t, w.dir, "authentication-config.json", authenticationConfig(jwtAuthenticator(w.broker, 0)))
+	w.remote = newAPIServer(t, ca, admin, "remote", etcdURL, "--authentication-config="+w.authnFile)
 	w.control.start(t)
 	w.remote.start(t)
 	w.control.waitReady(t)
@@ -77,24 +79,39 @@ func setUp(t *testing.T) *world {
 	return w
 }
 
-// authenticationConfig makes the remote API server trust the broker's
-// tokens for target, with usernames "broker:" + sub.
-func authenticationConfig(b *brokertest.Server) []byte {
+// authenticationConfig is the remote API server's AuthenticationConfiguration
+// with the given JWT authenticators.
+func authenticationConfig(jwts ...map[string]any) []byte {
 	data, _ := json.Marshal(map[string]any{
 		"apiVersion": "apiserver.config.k8s.io/v1",
 		"kind":       "AuthenticationConfiguration",
-		"jwt": []any{map[string]any{
-			"issuer": map[string]any{
-				"url":                  b.Issuer(),
-				"certificateAuthority": string(b.CAPEM()),
-				"audiences":            []string{target},
-			},
-			"claimMappings": map[string]any{
-				"username": map[string]any{"claim": "sub", "prefix": usernamePrefix},
-			},
-		}},
+		"jwt":        jwts,
 	})
 	return data
+}
+
+// jwtAuthenticator trusts broker b's tokens for target, with usernames
+// "broker:" + sub. A non-zero issuedAfter refuses every token issued at or
+// before that Unix time (a claimValidationRules entry), as a remote cluster
+// does that stopped trusting the tokens already out.
+func jwtAuthenticator(b *brokertest.Server, issuedAfter int64) map[string]any {
+	a := map[string]any{
+		"issuer": map[string]any{
+			"url":                  b.Issuer(),
+			"certificateAuthority": string(b.CAPEM()),
+			"audiences":            []string{target},
+		},
+		"claimMappings": map[string]any{
+			"username": map[string]any{"claim": "sub", "prefix": usernamePrefix},
+		},
+	}
+	if issuedAfter != 0 {
+		a["claimValidationRules"] = []any{map[string]any{
+			"expression": fmt.Sprintf("claims.iat > %d", issuedAfter),
+			"message":    "token issued before the cutoff",
+		}}
+	}
+	return a
 }
 
 // setUpControlPlane creates the argocd ServiceAccounts and mints each a pod
