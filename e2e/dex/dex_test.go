@@ -323,19 +323,19 @@ func TestDexTokenExchange(t *testing.T) {
 			dexLog []string
 		}{
 			{name: "wrong client secret", call: call{secretFile: wrongSecret},
-				want: []string{`invalid_client ("Invalid client credentials.")`, `--client-id "argocd"`}},
+				want: []string{`"invalid_client" ("Invalid client credentials.")`, `--client-id "argocd"`}},
 			{name: "pod token signed by an untrusted key", call: call{tokenFile: forged},
-				want:   []string{"refused the token exchange: access_denied;"},
+				want:   []string{`refused the token exchange: "access_denied";`},
 				dexLog: []string{"failed to verify subject token", "oidc: failed to verify token"}},
 			{name: "pod token naming another issuer", call: call{tokenFile: foreign},
-				want:   []string{"refused the token exchange: access_denied;"},
+				want:   []string{`refused the token exchange: "access_denied";`},
 				dexLog: []string{"failed to verify subject token", "issued by a different provider"}},
 			{name: "no connector_id", call: call{connector: "-"},
-				want: []string{`invalid_request ("Requested connector does not exist.")`}},
+				want: []string{`"invalid_request" ("Requested connector does not exist.")`}},
 			{name: "subject token type jwt", call: call{subjectType: "urn:ietf:params:oauth:token-type:jwt"},
-				want: []string{`request_not_supported ("Invalid subject_token_type.")`}},
+				want: []string{`"request_not_supported" ("Invalid subject_token_type.")`}},
 			{name: "cross-client scope for a peer that does not trust argocd", call: call{scopes: []string{"audience:server:client_id:" + lockedTarget}},
-				want: []string{"refused the token exchange: server_error;"}},
+				want: []string{`refused the token exchange: "server_error";`}},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				tc.call.cacheDir = t.TempDir()
