@@ -24,16 +24,17 @@ type apiServer struct {
 	etcdPrefix string
 }
 
-// newAPIServer prepares a kube-apiserver on a free loopback port with its own
-// serving certificate, ServiceAccount signing key and etcd prefix, plus extra
-// flags. The admin client works as soon as the server is started.
-func newAPIServer(t *testing.T, ca *pki, admin keyPair, name, etcdURL string, extra ...string) *apiServer {
+// newAPIServer prepares the kube-apiserver binary bin on a free loopback port
+// with its own serving certificate, ServiceAccount signing key and etcd
+// prefix, plus extra flags. The admin client works as soon as the server is
+// started.
+func newAPIServer(t *testing.T, bin string, ca *pki, admin keyPair, name, etcdURL string, extra ...string) *apiServer {
 	t.Helper()
 	port := freePort(t)
 	a := &apiServer{name: name, url: "https://127.0.0.1:" + strconv.Itoa(port), caPEM: ca.caPEM, etcdPrefix: "/" + name}
 	serving := ca.serving(t, name)
 	saKey, saPub := ca.signingKey(t, name)
-	a.args = append([]string{kubeAPIServer,
+	a.args = append([]string{bin,
 		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port=" + strconv.Itoa(port),
 		"--etcd-servers=" + etcdURL, "--etcd-prefix=" + a.etcdPrefix,
 		"--tls-cert-file=" + serving.certFile, "--tls-private-key-file=" + serving.keyFile,

@@ -1,23 +1,32 @@
 #!/usr/bin/env bash
-# build.sh builds kube-apiserver for the e2e/kube suite and prints its path.
+# build.sh builds one Kubernetes command (kube-apiserver or kubectl) of one
+# release for the tests and prints its path.
+#
+#   ./build.sh                          kube-apiserver $KUBE_VERSION (default v1.34.1)
+#   ./build.sh kubectl v1.37.2          kubectl of v1.37.2
 #
 # k8s.io/kubernetes points its staging modules (k8s.io/api, k8s.io/client-go,
 # ...) at ./staging paths, so it cannot be built with `go install`. This script
-# makes a scratch module that requires it and replaces every staging module its
-# go.mod lists with the published v0.MINOR.PATCH version, then builds
-# k8s.io/kubernetes/cmd/kube-apiserver. The binary is kept, so later runs cost
-# nothing; Go's build cache makes a rebuild after `go clean` cheap too.
+# makes a scratch module per version that requires it and replaces every
+# staging module its go.mod lists with the published v0.MINOR.PATCH version,
+# then builds k8s.io/kubernetes/cmd/COMMAND into DIR/COMMAND-VERSION. That
+# binary is kept, so later runs cost nothing; Go's build cache makes a rebuild
+# after deleting it cheap too. testkit.Kubectls finds DIR/kubectl-v*.
 #
-#   KUBE_VERSION      Kubernetes version (default v1.34.1)
-#   BROKERCRED_E2E_DIR  where the scratch module and binary live
-#                     (default $(go env GOCACHE)/../brokercred-e2e)
+#   BROKERCRED_E2E_DIR  DIR, where the scratch modules and binaries live
+#                       (default $(go env GOCACHE)/../brokercred-e2e)
 set -euo pipefail
 
-version=${KUBE_VERSION:-v1.34.1}
+command=${1:-kube-apiserver}
+version=${2:-${KUBE_VERSION:-v1.34.1}}
+case $command in
+kube-apiserver | kubectl) ;;
+*) echo "build.sh: unknown command $command (want kube-apiserver or kubectl)" >&2; exit 2 ;;
+esac
 base=${BROKERCRED_E2E_DIR:-$(go env GOCACHE)/../brokercred-e2e}
 mkdir -p "$base"
 base=$(cd "$base" && pwd)
-bin="$base/kube-apiserver-$version"
+bin="$base/$command-$version"
 if [[ -x "$bin" ]]; then
 	echo "$bin"
 	exit 0
@@ -36,6 +45,14 @@ go mod edit -require "k8s.io/kubernetes@$version"
 for m in $(sed -n 's#^[[:space:]]*\(k8s.io/[^ ]*\) => ./staging/.*#\1#p' "$kube_gomod"); do
 	go mod edit -replace "$m=$m@$staging_version"
 done
-go build -o "$bin.tmp" k8s.io/kubernetes/cmd/kube-apiserver >&2
-mv "$bin.tmp" "$bin"
+# The version stamp a release build sets (hack/lib/version.sh), so that
+# `kubectl version` and /version tell the truth.
+minor=${version#v1.}
+ldflags=
+for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
+	ldflags+=" -X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=${minor%%.*} -X $pkg.gitTreeState=clean"
+done
+tmp="$base/.$command-$version.tmp" # not matched by testkit's kubectl-v* while it is written
+go build -ldflags "$ldflags" -o "$tmp" "k8s.io/kubernetes/cmd/$command" >&2
+mv "$tmp" "$bin"
 echo "$bin"

@@ -5,9 +5,11 @@
 // --authentication-config and enforces RBAC on the broker's identity.
 //
 // It needs etcd on PATH (Debian: apt-get install etcd-server; ETCD names
-// another) and kube-apiserver, which TestMain builds with build.sh
-// (KUBE_APISERVER names a prebuilt one). A cold build takes longer than go
-// test's default timeout lets the go command wait, so run ./build.sh first
-// on a fresh machine; afterwards it returns at once. Without etcd the tests
-// skip. It is its own Go module so the main module's go.mod stays small.
+// another) and kube-apiserver; the scenario runs once per version of
+// kubeVersions, each built by TestMain with build.sh (KUBE_APISERVER names
+// one prebuilt binary instead). A cold build takes longer than go test's
+// default timeout lets the go command wait, so run
+// `./build.sh kube-apiserver VERSION` for each first on a fresh machine;
+// afterwards it returns at once. Without etcd the tests skip. It is its own
+// Go module so the main module's go.mod stays small.
 package kube

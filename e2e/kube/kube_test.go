@@ -15,20 +15,26 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/brokercred/brokercred/internal/broker/brokertest"
+	"github.com/brokercred/brokercred/internal/testkit"
 )
 
-// TestRemoteCluster runs the whole scenario on one set of servers: the quick
-// checks first, then the two that wait for tokens to expire, side by side.
+// TestRemoteCluster runs the whole scenario once per kube-apiserver version,
+// each on its own set of servers: the quick checks first, then the two that
+// wait for tokens to expire, side by side.
 func TestRemoteCluster(t *testing.T) {
 	needComponents(t)
-	w := setUp(t)
-	t.Run("kubectl", w.testKubectl)
-	t.Run("refused identity", w.testRefused)
-	t.Run("expiry", func(t *testing.T) {
-		t.Run("long-running client", w.testLongRunningClient)
-		t.Run("revocation", w.testRevocation)
-	})
-	t.Run("refused token", w.testRefusedToken)
+	for _, version := range testkit.SortedNames(kubeAPIServers) {
+		t.Run(version, func(t *testing.T) {
+			w := setUp(t, kubeAPIServers[version])
+			t.Run("kubectl", w.testKubectl)
+			t.Run("refused identity", w.testRefused)
+			t.Run("expiry", func(t *testing.T) {
+				t.Run("long-running client", w.testLongRunningClient)
+				t.Run("revocation", w.testRevocation)
+			})
+			t.Run("refused token", w.testRefusedToken)
+		})
+	}
 }
 
 // testKubectl: kubectl through the exec entry reads what RBAC allows the

@@ -11,11 +11,18 @@ import (
 	"time"
 )
 
+// kubeVersions are the kube-apiserver releases the suite runs against: the
+// one it was written for and the newest that builds. .ci/e2e builds the same
+// list before go test.
+var kubeVersions = []string{"v1.34.1", "v1.37.2"}
+
 // The programs the suite runs, found or built once by TestMain.
 var (
-	brokercred    string // built from the main module
-	kubeAPIServer string // KUBE_APISERVER, or built by build.sh
-	etcd          string // ETCD, or etcd on PATH
+	brokercred string // built from the main module
+	// kubeAPIServers maps a version of kubeVersions to its kube-apiserver,
+	// built by build.sh; KUBE_APISERVER names one prebuilt binary instead.
+	kubeAPIServers = map[string]string{}
+	etcd           string // ETCD, or etcd on PATH
 	// missing says why the suite cannot run here; tests skip with it.
 	missing string
 )
@@ -45,20 +52,26 @@ func setupAndRun(m *testing.M) int {
 			missing = "no etcd on PATH (apt-get install etcd-server, or set ETCD)"
 		}
 	}
-	if kubeAPIServer = os.Getenv("KUBE_APISERVER"); kubeAPIServer == "" && missing == "" {
-		if kubeAPIServer, err = buildKubeAPIServer(); err != nil {
-			fmt.Fprintf(os.Stderr, "build kube-apiserver: %v\n", err)
-			return 1
+	switch bin := os.Getenv("KUBE_APISERVER"); {
+	case bin != "":
+		kubeAPIServers["KUBE_APISERVER"] = bin
+	case missing == "":
+		for _, version := range kubeVersions {
+			if kubeAPIServers[version], err = buildKubeAPIServer(version); err != nil {
+				fmt.Fprintf(os.Stderr, "build kube-apiserver %s: %v\n", version, err)
+				return 1
+			}
 		}
 	}
 	return m.Run()
 }
 
-// buildKubeAPIServer runs build.sh and returns the path it prints last.
-func buildKubeAPIServer() (string, error) {
+// buildKubeAPIServer runs build.sh for version and returns the path it
+// prints last.
+func buildKubeAPIServer(version string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "./build.sh")
+	cmd := exec.CommandContext(ctx, "./build.sh", "kube-apiserver", version)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {

@@ -51,15 +51,15 @@ type world struct {
 	authnFile       string            // the remote's AuthenticationConfiguration, reloaded when rewritten
 }
 
-// setUp starts etcd, both API servers and the broker, and creates the
-// ServiceAccounts, pod tokens and RBAC the tests use.
-func setUp(t *testing.T) *world {
+// setUp starts etcd, both API servers (the kube-apiserver binary bin) and the
+// broker, and creates the ServiceAccounts, pod tokens and RBAC the tests use.
+func setUp(t *testing.T, bin string) *world {
 	t.Helper()
 	ca := newPKI(t)
 	admin := ca.client(t, "e2e-admin", "system:masters")
 	etcdURL := startEtcd(t)
 	w := &world{dir: t.TempDir(), tokenFiles: map[string]string{}}
-	w.control = newAPIServer(t, ca, admin, "control", etcdURL)
+	w.control = newAPIServer(t, bin, ca, admin, "control", etcdURL)
 	w.broker = brokertest.NewServer(brokertest.Options{
 		TTL:    tokenTTL,
 		Allow:  []string{subject(controller), subject(server)},
@@ -68,7 +68,7 @@ func setUp(t *testing.T) *world {
 	t.Cleanup(w.broker.Close)
 	w.brokerCA = w.broker.CAFile(w.dir)
 	w.authnFile = writeFile(t, w.dir, "authentication-config.json", authenticationConfig(jwtAuthenticator(w.broker, 0)))
-	w.remote = newAPIServer(t, ca, admin, "remote", etcdURL, "--authentication-config="+w.authnFile)
+	w.remote = newAPIServer(t, bin, ca, admin, "remote", etcdURL, "--authentication-config="+w.authnFile)
 	w.control.start(t)
 	w.remote.start(t)
 	w.control.waitReady(t)

@@ -23,9 +23,10 @@ import (
 	"github.com/brokercred/brokercred/internal/broker/brokertest"
 )
 
-// Kubectls finds the kubectl on PATH and every kubectl.1.* beside the
-// resolved gcloud (the Google Cloud SDK's bin directory), each binary once,
-// keyed by file name.
+// Kubectls finds the kubectl on PATH, every kubectl.1.* beside the resolved
+// gcloud (the Google Cloud SDK's bin directory) and every kubectl-v* that
+// e2e/kube/build.sh built into BuiltDir, each binary once, keyed by file
+// name. Any of them that is missing is left out.
 func Kubectls() map[string]string {
 	var paths []string
 	if p, err := exec.LookPath("kubectl"); err == nil {
@@ -36,6 +37,10 @@ func Kubectls() map[string]string {
 			versioned, _ := filepath.Glob(filepath.Join(filepath.Dir(real), "kubectl.1.*"))
 			paths = append(paths, versioned...)
 		}
+	}
+	if dir := BuiltDir(); dir != "" {
+		built, _ := filepath.Glob(filepath.Join(dir, "kubectl-v*"))
+		paths = append(paths, built...)
 	}
 	found := map[string]string{}
 	seen := map[string]bool{}
@@ -48,6 +53,22 @@ func Kubectls() map[string]string {
 		found[filepath.Base(p)] = p
 	}
 	return found
+}
+
+// BuiltDir is where e2e/kube/build.sh keeps the Kubernetes binaries it
+// builds: $BROKERCRED_E2E_DIR, else $(go env GOCACHE)/../brokercred-e2e as
+// in build.sh. It is "" when go env fails or the build cache is off; the
+// directory need not exist.
+func BuiltDir() string {
+	if dir := os.Getenv("BROKERCRED_E2E_DIR"); dir != "" {
+		return dir
+	}
+	out, err := exec.Command("go", "env", "GOCACHE").Output()
+	gocache := strings.TrimSpace(string(out))
+	if err != nil || gocache == "" || gocache == "off" {
+		return ""
+	}
+	return filepath.Join(filepath.Dir(gocache), "brokercred-e2e")
 }
 
 // SortedNames are the keys of Kubectls' result, in order.
