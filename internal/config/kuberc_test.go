@@ -45,8 +45,8 @@ func TestKubercAllowlist(t *testing.T) {
 				if err != nil {
 					t.Fatalf("get --raw /version: %v\nstderr:\n%s", err, stderr)
 				}
-				if !strings.Contains(stdout, versionOf) {
-					t.Errorf("stdout = %q, want it to contain %q", stdout, versionOf)
+				if !strings.Contains(stdout, brokertest.APIServerVersion) {
+					t.Errorf("stdout = %q, want it to contain %q", stdout, brokertest.APIServerVersion)
 				}
 				if got := strings.Join(f.askedTargets(), ","); got != "dev-cluster" {
 					t.Errorf("broker was asked for %q, want dev-cluster once", got)
