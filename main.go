@@ -67,9 +67,19 @@ func (c *tokenCmd) Run(g *globals, secrets *secret.Set) error {
 		ExecInfo: os.Getenv(plugin.ExecInfoEnv),
 		Stdout:   os.Stdout,
 		Log:      logger(g.Verbose, secrets),
-		Caller:   strconv.Itoa(os.Getppid()),
+		Caller:   caller(),
 		Secrets:  secrets,
 	})
+}
+
+// caller names the client process brokercred serves: its parent. A parent
+// of 0 or 1 (the entrypoint of a container, an orphan adopted by init) is
+// no client that holds a credential, so it names none.
+func caller() string {
+	if ppid := os.Getppid(); ppid > 1 {
+		return strconv.Itoa(ppid)
+	}
+	return ""
 }
 
 type doctorCmd struct {
