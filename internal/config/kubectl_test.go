@@ -86,16 +86,7 @@ func runKubectl(t *testing.T, path string, extraEnv []string, args ...string) (s
 	ctx, cancel := context.WithTimeout(context.Background(), processTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, path, args...)
-	env := []string{"HOME=" + t.TempDir(), "XDG_CACHE_HOME=" + t.TempDir()}
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		switch {
-		case name == "HOME", name == "XDG_CACHE_HOME", name == "KUBECONFIG", name == "KUBERNETES_EXEC_INFO", strings.HasPrefix(name, "BROKERCRED_"):
-		default:
-			env = append(env, kv)
-		}
-	}
-	cmd.Env = append(env, extraEnv...)
+	cmd.Env = testkit.Env(t, extraEnv...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err = cmd.Run()
