@@ -21,6 +21,7 @@ import (
 	"github.com/brokercred/brokercred/internal/config"
 	"github.com/brokercred/brokercred/internal/install"
 	"github.com/brokercred/brokercred/internal/plugin"
+	"github.com/brokercred/brokercred/internal/run"
 	"github.com/brokercred/brokercred/internal/secret"
 	"github.com/brokercred/brokercred/internal/token"
 )
@@ -40,12 +41,14 @@ type globals struct {
 type cli struct {
 	globals
 
-	Token   tokenCmd   `cmd:"" default:"withargs" help:"Print an ExecCredential for --target (the default command)."`
-	Doctor  doctorCmd  `cmd:"" help:"Check the pod token, the way to the broker, the cache and a real token request; print what is wrong (never a token)."`
-	Cache   cacheCmd   `cmd:"" help:"Inspect or clear the token cache."`
-	Install installCmd `cmd:"" help:"Copy this binary into DIR (for an initContainer sharing an emptyDir)."`
-	Config  configCmd  `cmd:"" help:"Print YAML that wires brokercred into Argo CD or kubectl (nothing is applied)."`
-	Version versionCmd `cmd:"" help:"Print the version, commit and Go version."`
+	Token      tokenCmd      `cmd:"" default:"withargs" help:"Print an ExecCredential for --target (the default command)."`
+	PrintToken printTokenCmd `cmd:"" name:"print-token" help:"Print the bare token for --target and a newline, for programs that are not client-go."`
+	Run        runCmd        `cmd:"" help:"Run COMMAND with the token for --target in its environment (--env, default ARGOCD_AUTH_TOKEN), never on a command line."`
+	Doctor     doctorCmd     `cmd:"" help:"Check the pod token, the way to the broker, the cache and a real token request; print what is wrong (never a token)."`
+	Cache      cacheCmd      `cmd:"" help:"Inspect or clear the token cache."`
+	Install    installCmd    `cmd:"" help:"Copy this binary into DIR (for an initContainer sharing an emptyDir)."`
+	Config     configCmd     `cmd:"" help:"Print YAML that wires brokercred into Argo CD or kubectl (nothing is applied)."`
+	Version    versionCmd    `cmd:"" help:"Print the version, commit and Go version."`
 }
 
 // tokenCLI is the part of cli a credential call needs. client-go starts
@@ -70,6 +73,39 @@ func (c *tokenCmd) Run(g *globals, secrets *secret.Set) error {
 		Caller:   caller(),
 		Secrets:  secrets,
 	})
+}
+
+type printTokenCmd struct {
+	token.Options
+}
+
+func (c *printTokenCmd) Run(g *globals, secrets *secret.Set) error {
+	cred, err := token.Get(context.Background(), c.Options, token.Env{Log: logger(g.Verbose, secrets), Secrets: secrets})
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(os.Stdout, cred.Value)
+	return err
+}
+
+type runCmd struct {
+	token.Options
+	EnvName string   `name:"env" default:"ARGOCD_AUTH_TOKEN" placeholder:"NAME" help:"Environment variable that carries the token to COMMAND."`
+	Command []string `arg:"" optional:"" passthrough:"" placeholder:"COMMAND [ARG...]" help:"The command to run, after --."`
+}
+
+// Run checks the command first, so that a mistake costs no broker request,
+// then gets the token and becomes the command.
+func (c *runCmd) Run(g *globals, secrets *secret.Set) error {
+	cmd, err := run.Prepare(c.Command, c.EnvName)
+	if err != nil {
+		return err
+	}
+	cred, err := token.Get(context.Background(), c.Options, token.Env{Log: logger(g.Verbose, secrets), Secrets: secrets})
+	if err != nil {
+		return err
+	}
+	return cmd.Exec(cred.Value, os.Environ())
 }
 
 // caller names the client process brokercred serves: its parent. A parent

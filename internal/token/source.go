@@ -24,10 +24,11 @@ import (
 // key, a revoked token) heals within one round trip.
 const refusedRefreshWindow = 10 * time.Second
 
-// Issued is a broker token and when brokercred obtained it.
-type Issued struct {
+// Obtained is a broker token and when brokercred obtained it.
+type Obtained struct {
 	broker.Token
-	Issued time.Time
+	// At is when the broker answered; the token's life is counted from it.
+	At time.Time
 }
 
 // Source serves the token for one cache key: from the cache while it is
@@ -62,7 +63,7 @@ type Source struct {
 }
 
 // Token returns a fresh token for the key.
-func (s *Source) Token(ctx context.Context) (Issued, error) {
+func (s *Source) Token(ctx context.Context) (Obtained, error) {
 	if s.Log == nil {
 		s.Log = slog.New(slog.DiscardHandler)
 	}
@@ -96,12 +97,12 @@ func (s *Source) Token(ctx context.Context) (Issued, error) {
 	if err != nil {
 		return tok, err
 	}
-	if err := s.Cache.Put(s.Key, cache.Entry{Token: tok.Value, Expiry: tok.Expiry, Issued: tok.Issued, Forced: refused}); err != nil {
+	if err := s.Cache.Put(s.Key, cache.Entry{Token: tok.Value, Expiry: tok.Expiry, Issued: tok.At, Forced: refused}); err != nil {
 		s.Log.Info("cache write failed, token served uncached", "reason", err.Error())
 		return tok, nil
 	}
 	if s.Caller != "" {
-		_, _ = s.Cache.Served(s.Key, s.Caller, cache.Entry{Issued: tok.Issued})
+		_, _ = s.Cache.Served(s.Key, s.Caller, cache.Entry{Issued: tok.At})
 	}
 	return tok, nil
 }
@@ -109,19 +110,19 @@ func (s *Source) Token(ctx context.Context) (Issued, error) {
 // cached returns the entry for the key while it is fresh by the refresh
 // margin and its caller has not come back for it; refused says the caller
 // did come back, which means its API server refused the token.
-func (s *Source) cached() (tok Issued, refused bool) {
+func (s *Source) cached() (tok Obtained, refused bool) {
 	now := s.Now()
 	target := s.Key.Label["target"]
 	e, err := s.Cache.Get(s.Key, now)
 	if err != nil {
 		s.Log.Debug("cache miss", "target", target, "reason", err.Error())
-		return Issued{}, false
+		return Obtained{}, false
 	}
 	// The wire format keeps whole seconds: judge freshness by what client-go
 	// will read, or it would come back at once in the entry's last second.
 	if !now.Before(reportedExpiry(e.Issued, e.Expiry, s.Margin).Truncate(time.Second)) {
 		s.Log.Debug("cache miss", "target", target, "reason", "entry within the refresh margin")
-		return Issued{}, false
+		return Obtained{}, false
 	}
 	if s.Caller != "" {
 		again, err := s.Cache.Served(s.Key, s.Caller, e)
@@ -133,25 +134,25 @@ func (s *Source) cached() (tok Issued, refused bool) {
 				"target", target, "age", now.Sub(e.Issued).Round(time.Millisecond), "window", refusedRefreshWindow)
 		case again:
 			s.Log.Info("caller came back for a fresh token: its API server refused it; fetching a new one", "target", target, "caller", s.Caller)
-			return Issued{}, true
+			return Obtained{}, true
 		}
 	}
 	s.Log.Debug("cache hit", "target", target, "expiry", e.Expiry)
-	return Issued{Token: broker.Token{Value: e.Token, Expiry: e.Expiry, ExpirySource: "cache"}, Issued: e.Issued}, false
+	return Obtained{Token: broker.Token{Value: e.Token, Expiry: e.Expiry, ExpirySource: "cache"}, At: e.Issued}, false
 }
 
 // fetch asks the broker and settles the token's expiry: the broker's word
 // (or the token's exp, whichever is earlier), else DefaultTTL, and never
 // beyond MaxTTL.
-func (s *Source) fetch(ctx context.Context) (Issued, error) {
+func (s *Source) fetch(ctx context.Context) (Obtained, error) {
 	client, err := s.Client()
 	if err != nil {
-		return Issued{}, err
+		return Obtained{}, err
 	}
 	start := s.Now()
 	tok, err := broker.Fetch(ctx, client, s.Protocol, s.Call)
 	if err != nil {
-		return Issued{}, err
+		return Obtained{}, err
 	}
 	now := s.Now()
 	if tok.Expiry.IsZero() {
@@ -163,9 +164,9 @@ func (s *Source) fetch(ctx context.Context) (Issued, error) {
 	}
 	s.Log.Debug("broker answered", "target", s.Call.Target, "latency", now.Sub(start), "expiry", tok.Expiry, "expiry_from", tok.ExpirySource)
 	if !now.Before(tok.Expiry) {
-		return Issued{}, fmt.Errorf("broker issued a token for target %q that expired at %s; check the broker's clock and token lifetime", s.Call.Target, tok.Expiry.UTC().Format(time.RFC3339))
+		return Obtained{}, fmt.Errorf("broker issued a token for target %q that expired at %s; check the broker's clock and token lifetime", s.Call.Target, tok.Expiry.UTC().Format(time.RFC3339))
 	}
-	return Issued{Token: tok, Issued: now}, nil
+	return Obtained{Token: tok, At: now}, nil
 }
 
 // source builds the Source of one call. The cache is opened here; a cache

@@ -77,41 +77,62 @@ type Env struct {
 // otherwise from the broker, then cached for the next process.
 func Run(ctx context.Context, o Options, env Env) error {
 	env = env.withDefaults()
-	info, err := plugin.ReadExecInfo(env.ExecInfo)
+	cred, err := Get(ctx, o, env)
 	if err != nil {
 		return err
+	}
+	reported := reportedExpiry(cred.At, cred.Expiry, o.RefreshMargin)
+	env.Log.Debug("credential", "target", cred.Target, "expirationTimestamp", reported, "token_expiry", cred.Expiry, "expiry_from", cred.ExpirySource)
+	return plugin.WriteCredential(env.Stdout, cred.APIVersion, cred.Value, reported)
+}
+
+// Credential is the token of one call, with what the call settled on the
+// way: its target and the ExecCredential version client-go asked for
+// (empty when brokercred was not run by client-go).
+type Credential struct {
+	Obtained
+	Target     string
+	APIVersion string
+}
+
+// Get returns a fresh token for o's target, the way Run serves it: from the
+// cache while fresh, otherwise from the broker, then cached. Programs that
+// are not client-go (print-token, run) take their token here.
+func Get(ctx context.Context, o Options, env Env) (Credential, error) {
+	env = env.withDefaults()
+	info, err := plugin.ReadExecInfo(env.ExecInfo)
+	if err != nil {
+		return Credential{}, err
 	}
 	if env.ExecInfo == "" {
 		env.Caller = ""
 	}
 	if o.Target, err = o.resolveTarget(info); err != nil {
-		return err
+		return Credential{}, err
 	}
 	protocol, err := o.Lookup(o.Protocol)
 	if err != nil {
-		return err
+		return Credential{}, err
 	}
 	pod, err := readPodToken(o.TokenFile, env.Now())
 	if err != nil {
-		return err
+		return Credential{}, err
 	}
 	env.Secrets.Add(pod.value)
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	src, err := o.source(protocol, pod, info, env)
 	if err != nil {
-		return err
+		return Credential{}, err
 	}
 	if src.Cache != nil {
 		defer src.Cache.Close()
 	}
 	tok, err := src.Token(ctx)
 	if err != nil {
-		return err
+		return Credential{}, err
 	}
-	reported := reportedExpiry(tok.Issued, tok.Expiry, o.RefreshMargin)
-	env.Log.Debug("credential", "target", o.Target, "expirationTimestamp", reported, "token_expiry", tok.Expiry, "expiry_from", tok.ExpirySource)
-	return plugin.WriteCredential(env.Stdout, info.APIVersion, tok.Value, reported)
+	return Credential{Obtained: tok, Target: o.Target, APIVersion: info.APIVersion}, nil
 }
 
 func (e Env) withDefaults() Env {
