@@ -332,12 +332,12 @@ func describeSubject(podToken string) string {
 // and checks what came back whatever the protocol: a usable token that is
 // not the pod token echoed back, its expiry the earlier of what the broker
 // stated and the token's own exp claim. The issued token joins call.Secrets.
-func Fetch(ctx context.Context, c *Client, p Protocol, call Call) (Token, error) {
+func Fetch(ctx context.Context, c *Client, p Chosen, call Call) (Token, error) {
 	if call.Target == "" {
 		return Token{}, errors.New("no target cluster; set --target or BROKERCRED_TARGET")
 	}
 	call.Secrets.Add(call.PodToken)
-	tok, err := p.Fetch(ctx, c, call)
+	tok, err := p.protocol.fetch(ctx, c, call)
 	if err != nil {
 		return Token{}, err
 	}

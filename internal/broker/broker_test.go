@@ -14,7 +14,11 @@ const subject = "system:serviceaccount:argocd:argocd-application-controller"
 
 // getToken asks c for a token for target in get-target-token.
 func getToken(ctx context.Context, c *broker.Client, target, pod string) (broker.Token, error) {
-	return broker.Fetch(ctx, c, &broker.GetTargetToken{}, broker.Call{Target: target, PodToken: pod})
+	p, err := broker.Choose("get-target-token", broker.Settings{})
+	if err != nil {
+		return broker.Token{}, err
+	}
+	return broker.Fetch(ctx, c, p, broker.Call{Target: target, PodToken: pod})
 }
 
 func newClient(t *testing.T, b *brokertest.Server) *broker.Client {

@@ -26,29 +26,29 @@ const grantClientCredentials = "client_credentials"
 type ClientAssertion struct {
 	Resource string `name:"resource" env:"BROKERCRED_RESOURCE" placeholder:"URI" help:"Resource to ask for, sent only when set (Entra v1 endpoint, ADFS); {target} is replaced by the target."`
 
-	boundOAuth // the shared OAuth flags
+	oauth OAuthClient `kong:"-"` // the shared OAuth flags, set by Choose
 }
 
-// EndpointHint says where the token endpoints of Entra and Keycloak live.
-func (*ClientAssertion) EndpointHint() string {
+// endpointHint says where the token endpoints of Entra and Keycloak live.
+func (ClientAssertion) endpointHint() string {
 	return "check --broker-url is the token endpoint (Entra: https://login.microsoftonline.com/TENANT/oauth2/v2.0/token, Keycloak: https://HOST/realms/REALM/protocol/openid-connect/token)"
 }
 
-// Fetch asks for a token for call.Target with the client-credentials grant,
+// fetch asks for a token for call.Target with the client-credentials grant,
 // the pod token as the client assertion.
-func (a *ClientAssertion) Fetch(ctx context.Context, c *Client, call Call) (Token, error) {
+func (a ClientAssertion) fetch(ctx context.Context, c *Client, call Call) (Token, error) {
 	if err := a.check(call.PodToken); err != nil {
 		return Token{}, err
 	}
 	refuse := func(e oauthError) error { return a.refusal(c.Host(), e, call) }
-	return c.postForm(ctx, call, a.form(call), "", "", "client credentials grant", a.EndpointHint(), refuse)
+	return c.postForm(ctx, call, a.form(call), "", "", "client credentials grant", a.endpointHint(), refuse)
 }
 
 // check refuses, before anything is sent, a configuration this grant cannot
 // use: no client id, a client secret besides the assertion, or a pod token
 // that is no JWT.
-func (a *ClientAssertion) check(podToken string) error {
-	oc := a.oauth()
+func (a ClientAssertion) check(podToken string) error {
+	oc := a.oauth
 	if oc.ClientSecretFile != "" {
 		return errors.New("--protocol client-assertion authenticates with the pod token, not a client secret; remove --client-secret-file (BROKERCRED_CLIENT_SECRET_FILE)")
 	}
@@ -63,8 +63,8 @@ func (a *ClientAssertion) check(podToken string) error {
 
 // form is the request body for call: RFC 6749 section 4.4.2's
 // client-credentials grant, authenticated by RFC 7523 section 2.2.
-func (a *ClientAssertion) form(call Call) url.Values {
-	oc := a.oauth()
+func (a ClientAssertion) form(call Call) url.Values {
+	oc := a.oauth
 	form := url.Values{
 		"grant_type":            {grantClientCredentials},
 		"client_id":             {oc.ClientID},
@@ -90,7 +90,7 @@ func withTarget(s, target string) string {
 
 // refusal explains an OAuth error answer in one line: the broker's words,
 // Entra's first error code as AADSTS<n>, and what to check for this grant.
-func (a *ClientAssertion) refusal(host string, e oauthError, call Call) error {
+func (a ClientAssertion) refusal(host string, e oauthError, call Call) error {
 	words := e.quoted()
 	if len(e.ErrorCodes) > 0 {
 		words = fmt.Sprintf("AADSTS%d %s", e.ErrorCodes[0], words)
@@ -100,8 +100,8 @@ func (a *ClientAssertion) refusal(host string, e oauthError, call Call) error {
 
 // hint is what to check for an OAuth error: by Entra's error code when it is
 // a common one, else by the OAuth error code.
-func (a *ClientAssertion) hint(e oauthError, call Call) string {
-	oc := a.oauth()
+func (a ClientAssertion) hint(e oauthError, call Call) string {
+	oc := a.oauth
 	pod, _ := ParseClaims(call.PodToken)
 	if len(e.ErrorCodes) > 0 {
 		switch e.ErrorCodes[0] {

@@ -25,7 +25,7 @@ func FuzzClientAssertionAnswer(f *testing.F) {
 	f.Add([]byte(`{"error":"invalid_scope","error_codes":[]}`), "")
 	sent := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	errRE := oauthErrRE("client credentials grant")
-	a := &ClientAssertion{Resource: "https://{target}.example", boundOAuth: boundOAuth{client: &OAuthClient{ClientID: "app", Scopes: []string{"api://{target}/.default"}}}}
+	a := ClientAssertion{Resource: "https://{target}.example", oauth: OAuthClient{ClientID: "app", Scopes: []string{"api://{target}/.default"}}}
 	f.Fuzz(func(t *testing.T, body []byte, sub string) {
 		pod := fuzzPodToken(sub)
 		body = []byte(strings.ReplaceAll(string(body), "POD", pod))

@@ -14,7 +14,7 @@ import (
 
 // newAssertion is a fake broker's client-assertion endpoint and a pod token
 // for subject, with ps as the settings.
-func newAssertion(t *testing.T, opts brokertest.Options, ps broker.Protocols) exchangeFixture {
+func newAssertion(t *testing.T, opts brokertest.Options, ps broker.Settings) exchangeFixture {
 	t.Helper()
 	f := newExchange(t, opts, ps)
 	f.cfg.URL = f.broker.ClientAssertionURL()
@@ -49,7 +49,7 @@ func TestClientAssertionSendsEveryField(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newAssertion(t, brokertest.Options{ClientID: tc.oauth.ClientID, TTL: 90 * time.Second},
-				broker.Protocols{OAuth: tc.oauth, ClientAssertion: broker.ClientAssertion{Resource: tc.resource}})
+				broker.Settings{OAuth: tc.oauth, ClientAssertion: broker.ClientAssertion{Resource: tc.resource}})
 			sent := time.Now()
 			tok, err := f.assert(t, "dev")
 			if err != nil {
@@ -86,7 +86,7 @@ func TestClientAssertionSendsEveryField(t *testing.T) {
 // TestClientAssertionEntraV1Answer reads the answer of Entra's v1 endpoint
 // (--resource), which writes expires_in as a string.
 func TestClientAssertionEntraV1Answer(t *testing.T) {
-	f := newAssertion(t, brokertest.Options{}, broker.Protocols{OAuth: broker.OAuthClient{ClientID: "app-id"},
+	f := newAssertion(t, brokertest.Options{}, broker.Settings{OAuth: broker.OAuthClient{ClientID: "app-id"},
 		ClientAssertion: broker.ClientAssertion{Resource: "6dae42f8-4368-4678-94ff-3960e28e3630"}})
 	issued := f.broker.Issue("6dae42f8-4368-4678-94ff-3960e28e3630", subject, time.Now().Add(2*time.Hour))
 	f.broker.Queue(brokertest.Response{Body: `{"token_type":"Bearer","expires_in":"3599","ext_expires_in":"3599","expires_on":"1893456000",` +
@@ -107,67 +107,67 @@ func TestClientAssertionErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		opts      brokertest.Options
-		ps        broker.Protocols
+		ps        broker.Settings
 		pod       string // default: a fresh pod token for subject
 		canned    *brokertest.Response
 		wantErr   string
 		wantAsked int // requests the broker got
 	}{
-		{name: "no client id", ps: broker.Protocols{OAuth: broker.OAuthClient{Scopes: app.Scopes}},
+		{name: "no client id", ps: broker.Settings{OAuth: broker.OAuthClient{Scopes: app.Scopes}},
 			wantErr: "--protocol client-assertion needs --client-id; set it to the client the federated credential is on"},
-		{name: "a client secret", ps: broker.Protocols{OAuth: broker.OAuthClient{ClientID: "app", ClientSecretFile: "/etc/secret"}},
+		{name: "a client secret", ps: broker.Settings{OAuth: broker.OAuthClient{ClientID: "app", ClientSecretFile: "/etc/secret"}},
 			wantErr: "--protocol client-assertion authenticates with the pod token, not a client secret; remove --client-secret-file"},
-		{name: "an opaque pod token", ps: broker.Protocols{OAuth: app}, pod: "opaque-pod-token-value",
+		{name: "an opaque pod token", ps: broker.Settings{OAuth: app}, pod: "opaque-pod-token-value",
 			wantErr: "the pod token is not a JWT, which a client assertion must be (RFC 7523); set --token-file"},
-		{name: "Entra: unknown client id", opts: brokertest.Options{ClientID: "right"}, ps: broker.Protocols{OAuth: broker.OAuthClient{ClientID: "wrong", Scopes: app.Scopes}}, wantAsked: 1,
+		{name: "Entra: unknown client id", opts: brokertest.Options{ClientID: "right"}, ps: broker.Settings{OAuth: broker.OAuthClient{ClientID: "wrong", Scopes: app.Scopes}}, wantAsked: 1,
 			wantErr: `refused the client assertion: AADSTS700016 "unauthorized_client" ("AADSTS700016: Application with identifier 'wrong' was not found in the directory. Trace ID: `},
-		{name: "Entra: no federated credential for the subject", opts: brokertest.Options{Allow: []string{"nobody"}}, ps: broker.Protocols{OAuth: app}, wantAsked: 1,
+		{name: "Entra: no federated credential for the subject", opts: brokertest.Options{Allow: []string{"nobody"}}, ps: broker.Settings{OAuth: app}, wantAsked: 1,
 			wantErr: `AADSTS700213 "invalid_client" ("AADSTS700213: No matching federated identity record found for presented assertion subject '` + subject + `'.`},
-		{name: "Entra: subject hint", opts: brokertest.Options{Allow: []string{"nobody"}}, ps: broker.Protocols{OAuth: app}, wantAsked: 1,
+		{name: "Entra: subject hint", opts: brokertest.Options{Allow: []string{"nobody"}}, ps: broker.Settings{OAuth: app}, wantAsked: 1,
 			wantErr: `; no federated identity credential on client "app" has subject "` + subject + `": set the credential's subject to exactly that`},
 		{name: "Entra: no federated credential at all", opts: brokertest.Options{Review: func(string) (string, error) { return "", errors.New("unknown issuer") }},
-			ps: broker.Protocols{OAuth: app}, wantAsked: 1,
+			ps: broker.Settings{OAuth: app}, wantAsked: 1,
 			wantErr: `AADSTS70021 "invalid_request" ("AADSTS70021: No matching federated identity record found for presented assertion. Assertion Issuer: 'https://kubernetes.default.svc.cluster.local'.`},
 		{name: "Entra: record hint names iss, sub and aud", opts: brokertest.Options{Review: func(string) (string, error) { return "", errors.New("unknown issuer") }},
-			ps: broker.Protocols{OAuth: app}, wantAsked: 1,
+			ps: broker.Settings{OAuth: app}, wantAsked: 1,
 			wantErr: `; no federated identity credential on client "app" matches the pod token ` + podClaims + `: add one with exactly this issuer, subject and audience`},
-		{name: "Entra: expired assertion", ps: broker.Protocols{OAuth: app}, pod: brokertest.PodToken(subject, time.Now().Add(-time.Minute)), wantAsked: 1,
+		{name: "Entra: expired assertion", ps: broker.Settings{OAuth: app}, pod: brokertest.PodToken(subject, time.Now().Add(-time.Minute)), wantAsked: 1,
 			wantErr: `AADSTS700024 "invalid_client" ("AADSTS700024: Client assertion is not within its valid time range. Trace ID: `},
-		{name: "Entra: expired assertion hint", ps: broker.Protocols{OAuth: app}, pod: brokertest.PodToken(subject, time.Now().Add(-time.Minute)), wantAsked: 1,
+		{name: "Entra: expired assertion hint", ps: broker.Settings{OAuth: app}, pod: brokertest.PodToken(subject, time.Now().Add(-time.Minute)), wantAsked: 1,
 			wantErr: `is expired, not yet valid or not for this audience: check the node's clock and that the projected token's audience is the credential's (Entra: api://AzureADTokenExchange)`},
-		{name: "Entra: issuer not trusted", ps: broker.Protocols{OAuth: app}, wantAsked: 1,
+		{name: "Entra: issuer not trusted", ps: broker.Settings{OAuth: app}, wantAsked: 1,
 			canned:  &brokertest.Response{Status: 401, Body: `{"error":"invalid_client","error_description":"AADSTS700211: No matching federated identity record found for presented assertion issuer 'https://kubernetes.default.svc.cluster.local'.","error_codes":[700211]}`},
 			wantErr: `; no federated identity credential on client "app" trusts issuer "https://kubernetes.default.svc.cluster.local": set the credential's issuer to the control-plane cluster's OIDC issuer URL`},
-		{name: "Entra: scope refused", ps: broker.Protocols{OAuth: app}, wantAsked: 1,
+		{name: "Entra: scope refused", ps: broker.Settings{OAuth: app}, wantAsked: 1,
 			canned:  &brokertest.Response{Status: 400, Body: `{"error":"invalid_scope","error_description":"AADSTS70011: The provided value for the input parameter 'scope' is not valid.","error_codes":[70011]}`},
 			wantErr: `AADSTS70011 "invalid_scope" ("AADSTS70011: The provided value for the input parameter 'scope' is not valid."); the broker will not grant scope "api://dev/.default": check --scope`},
-		{name: "no scope at all", ps: broker.Protocols{OAuth: broker.OAuthClient{ClientID: "app"}}, wantAsked: 1,
+		{name: "no scope at all", ps: broker.Settings{OAuth: broker.OAuthClient{ClientID: "app"}}, wantAsked: 1,
 			wantErr: `"invalid_scope" ("no scope, audience or resource names what the token is for"); no scope was sent: set --scope (Entra: RESOURCE/.default`},
-		{name: "Keycloak: client credentials refused", ps: broker.Protocols{OAuth: app}, wantAsked: 1,
+		{name: "Keycloak: client credentials refused", ps: broker.Settings{OAuth: app}, wantAsked: 1,
 			canned:  &brokertest.Response{Status: 401, Body: `{"error":"unauthorized_client","error_description":"Invalid client or Invalid client credentials"}`},
 			wantErr: `"unauthorized_client" ("Invalid client or Invalid client credentials"); check the federated credential of client "app" matches the pod token ` + podClaims},
-		{name: "resource refused", ps: broker.Protocols{OAuth: app, ClientAssertion: broker.ClientAssertion{Resource: "https://{target}.example"}}, wantAsked: 1,
+		{name: "resource refused", ps: broker.Settings{OAuth: app, ClientAssertion: broker.ClientAssertion{Resource: "https://{target}.example"}}, wantAsked: 1,
 			canned:  &brokertest.Response{Status: 400, Body: `{"error":"invalid_target"}`},
 			wantErr: `"invalid_target"; the broker will not issue a token for resource "https://dev.example", audience "": check --resource and --audience`},
-		{name: "grant not enabled", ps: broker.Protocols{OAuth: app}, wantAsked: 1,
+		{name: "grant not enabled", ps: broker.Settings{OAuth: app}, wantAsked: 1,
 			canned:  &brokertest.Response{Status: 400, Body: `{"error":"unsupported_grant_type"}`},
 			wantErr: `"unsupported_grant_type"; the broker does not offer the client-credentials grant here`},
-		{name: "unknown oauth error", ps: broker.Protocols{OAuth: app}, wantAsked: 1,
+		{name: "unknown oauth error", ps: broker.Settings{OAuth: app}, wantAsked: 1,
 			canned:  &brokertest.Response{Status: 503, Body: `{"error":"temporarily_unavailable"}`},
 			wantErr: `refused the client assertion: "temporarily_unavailable"; check --broker-url, --client-id, --scope`},
-		{name: "description echoing the pod token is dropped", ps: broker.Protocols{OAuth: app}, wantAsked: 1,
+		{name: "description echoing the pod token is dropped", ps: broker.Settings{OAuth: app}, wantAsked: 1,
 			canned:  &brokertest.Response{Status: 401, Body: `{"error":"invalid_client","error_description":"bad assertion POD"}`},
 			wantErr: `refused the client assertion: "invalid_client"; check the federated credential`},
-		{name: "not json", ps: broker.Protocols{OAuth: app}, wantAsked: 1,
+		{name: "not json", ps: broker.Settings{OAuth: app}, wantAsked: 1,
 			canned:  &brokertest.Response{Body: "<html>login</html>"},
 			wantErr: "answered the client credentials grant with malformed JSON (syntax error at byte 1); check --broker-url is the token endpoint"},
-		{name: "no access_token", ps: broker.Protocols{OAuth: app}, wantAsked: 1,
+		{name: "no access_token", ps: broker.Settings{OAuth: app}, wantAsked: 1,
 			canned:  &brokertest.Response{Body: `{"token_type":"Bearer","expires_in":3599}`},
 			wantErr: "answered the client credentials grant without a usable access_token"},
-		{name: "plain 401", ps: broker.Protocols{OAuth: app}, wantAsked: 1,
+		{name: "plain 401", ps: broker.Settings{OAuth: app}, wantAsked: 1,
 			canned:  &brokertest.Response{Status: 401, Body: "unauthorized"},
 			wantErr: `broker refused the identity "` + subject + `" for target "dev" (HTTP 401)`},
-		{name: "wrong path", ps: broker.Protocols{OAuth: app}, wantAsked: 1,
+		{name: "wrong path", ps: broker.Settings{OAuth: app}, wantAsked: 1,
 			canned:  &brokertest.Response{Status: 404, Body: "not found"},
 			wantErr: "(HTTP 404); check --broker-url is the token endpoint (Entra: https://login.microsoftonline.com/TENANT/oauth2/v2.0/token, Keycloak: https://HOST/realms/REALM/protocol/openid-connect/token)"},
 	} {
@@ -202,12 +202,12 @@ func TestClientAssertionErrors(t *testing.T) {
 // of its own for the same target and identity; the same settings share one.
 func TestClientAssertionKeys(t *testing.T) {
 	key := func(oauth broker.OAuthClient, resource string) string {
-		ps := broker.Protocols{OAuth: oauth, ClientAssertion: broker.ClientAssertion{Resource: resource}}
-		k, err := ps.Key("client-assertion")
+		ps := broker.Settings{OAuth: oauth, ClientAssertion: broker.ClientAssertion{Resource: resource}}
+		p, err := broker.Choose("client-assertion", ps)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return string(k)
+		return string(p.Identity)
 	}
 	a := broker.OAuthClient{ClientID: "app", Scopes: []string{"api://{target}/.default"}}
 	b := broker.OAuthClient{ClientID: "app", Scopes: []string{"6dae42f8-4368-4678-94ff-3960e28e3630/.default"}}

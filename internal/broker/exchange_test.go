@@ -20,11 +20,11 @@ const clientSecret = "s3cr:et/+&=%"
 type exchangeFixture struct {
 	broker *brokertest.Server
 	cfg    broker.Config
-	ps     *broker.Protocols
+	ps     *broker.Settings
 	pod    string
 }
 
-func newExchange(t *testing.T, opts brokertest.Options, ps broker.Protocols) exchangeFixture {
+func newExchange(t *testing.T, opts brokertest.Options, ps broker.Settings) exchangeFixture {
 	t.Helper()
 	b := brokertest.NewServer(opts)
 	t.Cleanup(b.Close)
@@ -56,7 +56,7 @@ func (f exchangeFixture) fetchAs(t *testing.T, protocol, target string) (broker.
 	if err != nil {
 		t.Fatalf("broker.New: %v", err)
 	}
-	p, err := f.ps.Lookup(protocol)
+	p, err := broker.Choose(protocol, *f.ps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func (f exchangeFixture) fetchAs(t *testing.T, protocol, target string) (broker.
 }
 
 func TestExchangeSendsEveryField(t *testing.T) {
-	f := newExchange(t, brokertest.Options{ClientID: "argo cd", ClientSecret: clientSecret, TTL: 90 * time.Second}, broker.Protocols{
+	f := newExchange(t, brokertest.Options{ClientID: "argo cd", ClientSecret: clientSecret, TTL: 90 * time.Second}, broker.Settings{
 		OAuth:         broker.OAuthClient{ClientID: "argo cd", Scopes: []string{"openid", "groups"}, Audience: "dev-aud"},
 		TokenExchange: broker.TokenExchange{ConnectorID: "kubernetes", RequestedTokenType: broker.TokenTypeIDToken, SubjectTokenType: broker.TokenTypeJWT},
 	})
@@ -102,7 +102,7 @@ func TestExchangeSendsEveryField(t *testing.T) {
 }
 
 func TestExchangeDefaults(t *testing.T) {
-	f := newExchange(t, brokertest.Options{ClientID: "public"}, broker.Protocols{OAuth: broker.OAuthClient{ClientID: "public"}})
+	f := newExchange(t, brokertest.Options{ClientID: "public"}, broker.Settings{OAuth: broker.OAuthClient{ClientID: "public"}})
 	if _, err := f.fetch(t, "dev"); err != nil {
 		t.Fatalf("Fetch: %v", err)
 	}
@@ -116,7 +116,7 @@ func TestExchangeDefaults(t *testing.T) {
 }
 
 func TestExchangeReadsSecretEachCall(t *testing.T) {
-	f := newExchange(t, brokertest.Options{ClientID: "argocd", ClientSecret: clientSecret}, broker.Protocols{OAuth: broker.OAuthClient{ClientID: "argocd"}})
+	f := newExchange(t, brokertest.Options{ClientID: "argocd", ClientSecret: clientSecret}, broker.Settings{OAuth: broker.OAuthClient{ClientID: "argocd"}})
 	if _, err := f.fetch(t, "dev"); err != nil {
 		t.Fatalf("first Fetch: %v", err)
 	}
@@ -132,12 +132,12 @@ func TestExchangeErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		opts    brokertest.Options
-		x       broker.Protocols
+		x       broker.Settings
 		canned  *brokertest.Response
 		wantErr string
 	}{
 		{name: "wrong client secret", opts: brokertest.Options{ClientID: "argocd", ClientSecret: "right"},
-			x:       broker.Protocols{OAuth: broker.OAuthClient{ClientID: "argocd", ClientSecretFile: "WRONG"}},
+			x:       broker.Settings{OAuth: broker.OAuthClient{ClientID: "argocd", ClientSecretFile: "WRONG"}},
 			wantErr: `refused the token exchange: "invalid_client" ("Invalid client credentials."); check --client-id "argocd" and --client-secret-file`},
 		{name: "subject refused", opts: brokertest.Options{Allow: []string{"nobody"}},
 			wantErr: `"invalid_grant" ("subject token is not accepted"); the broker did not accept the pod token: check its connector (--connector-id)`},
@@ -157,7 +157,7 @@ func TestExchangeErrors(t *testing.T) {
 			wantErr: "answered the token exchange without a usable access_token"},
 		{name: "plain 403", canned: &brokertest.Response{Status: 403, Body: "forbidden"},
 			wantErr: "broker refused the identity \"" + subject + "\""},
-		{name: "missing secret file", x: broker.Protocols{OAuth: broker.OAuthClient{ClientSecretFile: "/nonexistent/secret"}},
+		{name: "missing secret file", x: broker.Settings{OAuth: broker.OAuthClient{ClientSecretFile: "/nonexistent/secret"}},
 			wantErr: "read client secret /nonexistent/secret: no such file or directory; set --client-secret-file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

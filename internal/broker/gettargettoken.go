@@ -17,13 +17,13 @@ import (
 // It has no settings of its own.
 type GetTargetToken struct{}
 
-// EndpointHint says where OpenUnison serves the API.
-func (GetTargetToken) EndpointHint() string {
+// endpointHint says where OpenUnison serves the API.
+func (GetTargetToken) endpointHint() string {
 	return "check --broker-url (OpenUnison: https://HOST/api/get-target-token)"
 }
 
-// Fetch asks for a token for call.Target.
-func (g *GetTargetToken) Fetch(ctx context.Context, c *Client, call Call) (Token, error) {
+// fetch asks for a token for call.Target.
+func (g GetTargetToken) fetch(ctx context.Context, c *Client, call Call) (Token, error) {
 	req, err := c.newRequest(ctx, http.MethodGet, "", nil)
 	if err != nil {
 		return Token{}, err
@@ -38,7 +38,7 @@ func (g *GetTargetToken) Fetch(ctx context.Context, c *Client, call Call) (Token
 		return Token{}, err
 	}
 	if resp.StatusCode/100 != 2 {
-		return Token{}, c.statusError(resp, call, g.EndpointHint())
+		return Token{}, c.statusError(resp, call, g.endpointHint())
 	}
 	return parseAnswer(body, resp.Header.Get("Content-Type"), c.Host())
 }

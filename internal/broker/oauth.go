@@ -25,22 +25,6 @@ type OAuthClient struct {
 	Audience         string   `name:"audience" env:"BROKERCRED_AUDIENCE" placeholder:"AUD" help:"Audience to ask for; {target} is replaced by the target (token-exchange default: the target; client-assertion: sent only when set)."`
 }
 
-// boundOAuth is the shared OAuth client a protocol acts as; Protocols binds
-// it. Embedded in such a protocol, it marks the protocol as one (usesOAuth).
-type boundOAuth struct {
-	client *OAuthClient
-}
-
-func (b *boundOAuth) bindOAuth(c *OAuthClient) { b.client = c }
-
-// oauth is the bound client; the zero OAuthClient when unbound.
-func (b *boundOAuth) oauth() OAuthClient {
-	if b.client == nil {
-		return OAuthClient{}
-	}
-	return *b.client
-}
-
 // postForm sends form to the token endpoint at c, by HTTP Basic as user
 // and password when user is set (RFC 6749 section 2.3.1: both form-encoded
 // first), and reads the answer: the token (grant names the grant for

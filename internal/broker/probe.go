@@ -19,16 +19,17 @@ type Step struct {
 	Err    error
 }
 
-// prober is a Protocol whose broker URL is a server's address rather than an
-// endpoint: an anonymous GET of ProbePath, appended to the URL, shows the
+// prober is a protocol whose broker URL is a server's address rather than an
+// endpoint: an anonymous GET of probePath, appended to the URL, shows the
 // broker is there.
-type prober interface{ ProbePath() string }
+type prober interface{ probePath() string }
 
 // Probe walks the path to the broker one stage at a time (URL, DNS, TCP, TLS,
 // HTTP) without sending any credential, and stops at the first stage that
 // fails, so the last step names what to fix. p says where its endpoint
 // lives when the broker answers 404, and what to ask (see prober).
-func Probe(ctx context.Context, cfg Config, p Protocol) []Step {
+func Probe(ctx context.Context, cfg Config, chosen Chosen) []Step {
+	p := chosen.protocol
 	u, err := parseBrokerURL(cfg.URL, cfg.InsecureHTTP)
 	if err != nil {
 		return []Step{{Name: "broker URL", Err: err}}
@@ -43,7 +44,7 @@ func Probe(ctx context.Context, cfg Config, p Protocol) []Step {
 		{"broker DNS", func(ctx context.Context) (string, error) { return lookup(ctx, u.Hostname()) }},
 		{"broker TCP", func(ctx context.Context) (string, error) { return dial(ctx, addr) }},
 		{"broker TLS", func(ctx context.Context) (string, error) { return c.handshake(ctx, addr) }},
-		{"broker HTTP", func(ctx context.Context) (string, error) { return c.anonymousGet(ctx, probePath(p), p.EndpointHint()) }},
+		{"broker HTTP", func(ctx context.Context) (string, error) { return c.anonymousGet(ctx, probePath(p), p.endpointHint()) }},
 	} {
 		if stage.name == "broker TLS" && u.Scheme != "https" {
 			continue
@@ -59,9 +60,9 @@ func Probe(ctx context.Context, cfg Config, p Protocol) []Step {
 
 // probePath is what Probe asks of p's broker: "" (the URL itself) unless p
 // is a prober.
-func probePath(p Protocol) string {
+func probePath(p protocol) string {
 	if pp, ok := p.(prober); ok {
-		return pp.ProbePath()
+		return pp.probePath()
 	}
 	return ""
 }

@@ -15,138 +15,153 @@ import (
 	"github.com/brokercred/brokercred/internal/broker"
 )
 
-// settingsStructs are every settings struct the registry holds, by field
-// name: each protocol's, and the shared OAuth client.
-func settingsStructs() map[string]reflect.Type {
-	all := map[string]reflect.Type{}
-	t := reflect.TypeFor[broker.Protocols]()
-	for i := range t.NumField() {
-		all[t.Field(i).Name] = t.Field(i).Type
+// spec is what this test knows of each protocol, independently of the
+// table: the Settings field holding its own settings, and whether it acts as
+// the shared OAuth client.
+var spec = map[string]struct {
+	group     string
+	usesOAuth bool
+}{
+	"get-target-token": {group: "GetTargetToken"},
+	"token-exchange":   {group: "TokenExchange", usesOAuth: true},
+	"vault":            {group: "Vault"},
+	"client-assertion": {group: "ClientAssertion", usesOAuth: true},
+}
+
+// settingsFields are every settings field of every group in Settings, the
+// shared OAuth client's included, as group and field.
+func settingsFields(t *testing.T) [][2]reflect.StructField {
+	t.Helper()
+	var all [][2]reflect.StructField
+	st := reflect.TypeFor[broker.Settings]()
+	for i := range st.NumField() {
+		group := st.Field(i)
+		for j := range group.Type.NumField() {
+			f := group.Type.Field(j)
+			if !f.IsExported() {
+				if f.Tag.Get("kong") != "-" {
+					t.Errorf("%s.%s is unexported but not hidden from kong (kong:\"-\")", group.Name, f.Name)
+				}
+				continue
+			}
+			all = append(all, [2]reflect.StructField{group, f})
+		}
 	}
 	return all
 }
 
-// TestEverySettingIsKeyedOrSecret walks every protocol's settings by
-// reflection: setting any field to a non-zero value must change the
-// protocol's cache key, unless the field is tagged `cache:"secret"`, in
-// which case the key must not change nor hold the value. An unexported
-// field is neither and fails, but the shared OAuth client a protocol is
-// bound to.
-func TestEverySettingIsKeyedOrSecret(t *testing.T) {
+// TestEverySettingChangesTheIdentity sets, by reflection, every field of
+// every settings group in turn: the identity of a protocol must change when
+// the field is one of its own or a shared OAuth field it uses, and must not
+// change otherwise (another protocol's setting must not split its cache).
+func TestEverySettingChangesTheIdentity(t *testing.T) {
 	for _, name := range broker.Names() {
-		for group, typ := range settingsStructs() {
-			for i := range typ.NumField() {
-				f := typ.Field(i)
-				if !f.IsExported() {
-					if f.Type.Name() != "boundOAuth" {
-						t.Errorf("%s.%s is unexported: it can be neither keyed nor marked secret", group, f.Name)
-					}
-					continue
-				}
-				base, changed := keyWith(t, name, group, f, false), keyWith(t, name, group, f, true)
-				secret := f.Tag.Get("cache") == "secret"
-				usedBy := group == "OAuth" || protocolField(name) == group
-				switch {
-				case secret && !bytes.Equal(base, changed):
-					t.Errorf("%s: secret field %s.%s changes the cache key", name, group, f.Name)
-				case secret && bytes.Contains(changed, []byte("SECRET-VALUE")):
-					t.Errorf("%s: secret field %s.%s appears in the cache key", name, group, f.Name)
-				case !secret && usedBy && group == "OAuth" && !usesOAuth(name):
-				case !secret && usedBy && bytes.Equal(base, changed):
-					t.Errorf("%s: field %s.%s changes the token but not the cache key: tag it, or key it", name, group, f.Name)
-				}
+		want, ok := spec[name]
+		if !ok {
+			t.Errorf("protocol %s is not in this test's spec: add it", name)
+			continue
+		}
+		base := identityWith(t, name, nil)
+		for _, gf := range settingsFields(t) {
+			group, f := gf[0], gf[1]
+			changed := identityWith(t, name, &gf)
+			uses := group.Name == want.group || (group.Name == "OAuth" && want.usesOAuth)
+			switch {
+			case uses && bytes.Equal(base, changed):
+				t.Errorf("%s: %s.%s changes the token but not the identity: add it to the table row's settings", name, group.Name, f.Name)
+			case !uses && !bytes.Equal(base, changed):
+				t.Errorf("%s: %s.%s is not the protocol's setting but changes its identity", name, group.Name, f.Name)
 			}
 		}
 	}
+	if len(spec) != len(broker.Names()) {
+		t.Errorf("spec has %d protocols, the table %d", len(spec), len(broker.Names()))
+	}
 }
 
-// TestDifferentSettingsNeverShareAnEntry: for each protocol, two
-// configurations differing in any one keyed setting give different keys,
-// and all of them differ from each other.
+// TestDifferentSettingsNeverShareAnEntry: for each protocol, configurations
+// differing in any one setting it uses give different identities, all
+// different from each other and from the zero settings.
 func TestDifferentSettingsNeverShareAnEntry(t *testing.T) {
 	for _, name := range broker.Names() {
-		seen := map[string]string{}
-		for group, typ := range settingsStructs() {
-			if group != protocolField(name) && (group != "OAuth" || !usesOAuth(name)) {
+		seen := map[string]string{string(identityWith(t, name, nil)): "the zero settings"}
+		for _, gf := range settingsFields(t) {
+			group, f := gf[0], gf[1]
+			if group.Name != spec[name].group && (group.Name != "OAuth" || !spec[name].usesOAuth) {
 				continue
 			}
-			for i := range typ.NumField() {
-				f := typ.Field(i)
-				if !f.IsExported() || f.Tag.Get("cache") == "secret" {
-					continue
-				}
-				k := keyWith(t, name, group, f, true)
-				if other, ok := seen[string(k)]; ok {
-					t.Errorf("%s: %s.%s and %s give the same key", name, group, f.Name, other)
-				}
-				seen[string(k)] = group + "." + f.Name
+			k := string(identityWith(t, name, &gf))
+			if other, ok := seen[k]; ok {
+				t.Errorf("%s: %s.%s and %s give the same identity", name, group.Name, f.Name, other)
+			}
+			seen[k] = group.Name + "." + f.Name
+		}
+	}
+}
+
+// TestNoSettingHoldsASecret: a setting is part of the identity, which doctor
+// prints and the cache hashes, so a secret must come from a file, read on
+// every call: a flag that names a secret must take a file.
+func TestNoSettingHoldsASecret(t *testing.T) {
+	for _, gf := range settingsFields(t) {
+		flag := gf[1].Tag.Get("name")
+		for _, word := range []string{"secret", "password", "passwd", "credential", "private", "assertion"} {
+			if strings.Contains(flag, word) && !strings.HasSuffix(flag, "-file") {
+				t.Errorf("--%s (%s.%s) names a secret but takes no file: secrets come from files, never from flags", flag, gf[0].Name, gf[1].Name)
 			}
 		}
-		if other := seen[string(keyWith(t, name, "", reflect.StructField{}, false))]; other != "" {
-			t.Errorf("%s: the zero settings share a key with %s", name, other)
-		}
 	}
 }
 
-// usesOAuth reports whether protocol name acts as the shared OAuth client:
-// its key changes with the client id.
-func usesOAuth(name string) bool {
-	var a, b broker.Protocols
-	b.OAuth.ClientID = "x"
-	ka, _ := a.Key(name)
-	kb, _ := b.Key(name)
-	return !bytes.Equal(ka, kb)
-}
-
-// protocolField is the Protocols field that holds protocol name.
-func protocolField(name string) string {
-	t := reflect.TypeFor[broker.Protocols]()
-	for i := range t.NumField() {
-		if names := strings.Split(t.Field(i).Tag.Get("protocol"), ","); slices.Contains(names, name) {
-			return t.Field(i).Name
-		}
-	}
-	return ""
-}
-
-// keyWith is protocol name's cache key with field f of settings group set
-// to a non-zero value (set) or left zero.
-func keyWith(t *testing.T, name, group string, f reflect.StructField, set bool) []byte {
+// identityWith is protocol name's identity with the settings field gf set
+// to a non-zero value, or with the zero settings when gf is nil.
+func identityWith(t *testing.T, name string, gf *[2]reflect.StructField) []byte {
 	t.Helper()
-	var ps broker.Protocols
-	if set {
-		v := reflect.ValueOf(&ps).Elem().FieldByName(group).FieldByName(f.Name)
+	var s broker.Settings
+	if gf != nil {
+		v := reflect.ValueOf(&s).Elem().FieldByName(gf[0].Name).FieldByName(gf[1].Name)
 		switch v.Kind() {
 		case reflect.String:
-			v.SetString("SECRET-VALUE")
+			v.SetString("VALUE")
 		case reflect.Bool:
 			v.SetBool(true)
 		case reflect.Int64:
 			v.SetInt(int64(time.Minute))
 		case reflect.Slice:
-			v.Set(reflect.ValueOf([]string{"SECRET-VALUE"}))
+			v.Set(reflect.ValueOf([]string{"VALUE"}))
 		default:
-			t.Fatalf("%s.%s: no test value for a %s", group, f.Name, v.Kind())
+			t.Fatalf("%s.%s: no test value for a %s", gf[0].Name, gf[1].Name, v.Kind())
 		}
 	}
-	k, err := ps.Key(name)
+	p, err := broker.Choose(name, s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return k
+	if p.Name != name {
+		t.Errorf("Choose(%q).Name = %q", name, p.Name)
+	}
+	return p.Identity
 }
 
-func TestRegistry(t *testing.T) {
-	if got := broker.Names(); !slices.Equal(got[:2], []string{"get-target-token", "token-exchange"}) {
-		t.Errorf("Names = %v", got)
+func TestProtocolTable(t *testing.T) {
+	want := []string{"get-target-token", "token-exchange", "vault", "client-assertion"}
+	if got := broker.Names(); !slices.Equal(got, want) {
+		t.Errorf("Names = %v, want %v", got, want)
 	}
-	for alias, want := range map[string]string{"get": "get-target-token", "": "get-target-token", "token-exchange": "token-exchange"} {
+	if got := broker.Accepted(); !slices.Equal(got, []string{"get-target-token", "get", "token-exchange", "vault", "client-assertion"}) {
+		t.Errorf("Accepted = %v", got)
+	}
+	aliases := map[string]string{"get": "get-target-token", "": "get-target-token"}
+	for _, name := range want {
+		aliases[name] = name
+	}
+	for alias, want := range aliases {
 		if got, err := broker.Canonical(alias); got != want || err != nil {
 			t.Errorf("Canonical(%q) = %q, %v; want %q", alias, got, err, want)
 		}
 	}
 	_, err := broker.Canonical("soap")
-	if err == nil || !strings.Contains(err.Error(), `unknown protocol "soap"; set --protocol to one of get-target-token, token-exchange, vault`) {
+	if err == nil || !strings.Contains(err.Error(), `unknown protocol "soap"; set --protocol to one of get-target-token, token-exchange, vault, client-assertion`) {
 		t.Errorf("Canonical(soap) = %v", err)
 	}
 }

@@ -26,17 +26,17 @@ type TokenExchange struct {
 	RequestedTokenType string `name:"requested-token-type" env:"BROKERCRED_REQUESTED_TOKEN_TYPE" default:"urn:ietf:params:oauth:token-type:access_token" placeholder:"URN" help:"Token type to ask for (default: access_token)."`
 	SubjectTokenType   string `name:"subject-token-type" env:"BROKERCRED_SUBJECT_TOKEN_TYPE" default:"urn:ietf:params:oauth:token-type:id_token" placeholder:"URN" help:"How to present the pod token: id_token (what Dex verifies against the cluster's issuer) or …:jwt for other STSs (default: id_token)."`
 
-	boundOAuth // the shared OAuth flags
+	oauth OAuthClient `kong:"-"` // the shared OAuth flags, set by Choose
 }
 
-// EndpointHint says where token endpoints live.
-func (*TokenExchange) EndpointHint() string {
+// endpointHint says where token endpoints live.
+func (TokenExchange) endpointHint() string {
 	return "check --broker-url is the token endpoint (Dex: https://HOST/token)"
 }
 
-// Fetch performs one token exchange for call.Target.
-func (x *TokenExchange) Fetch(ctx context.Context, c *Client, call Call) (Token, error) {
-	oc := x.oauth()
+// fetch performs one token exchange for call.Target.
+func (x TokenExchange) fetch(ctx context.Context, c *Client, call Call) (Token, error) {
+	oc := x.oauth
 	secret, err := oc.clientSecret(call)
 	if err != nil {
 		return Token{}, err
@@ -48,20 +48,20 @@ func (x *TokenExchange) Fetch(ctx context.Context, c *Client, call Call) (Token,
 	refuse := func(e oauthError) error {
 		return fmt.Errorf("broker %s refused the token exchange: %s; %s", c.Host(), e.quoted(), x.hint(e, call.Target))
 	}
-	return c.postForm(ctx, call, x.form(call, secret == ""), user, secret, "token exchange", x.EndpointHint(), refuse)
+	return c.postForm(ctx, call, x.form(call, secret == ""), user, secret, "token exchange", x.endpointHint(), refuse)
 }
 
 // audience is the audience asked for: --audience, else the target.
-func (x *TokenExchange) audience(target string) string {
-	if a := x.oauth().Audience; a != "" {
+func (x TokenExchange) audience(target string) string {
+	if a := x.oauth.Audience; a != "" {
 		return strings.ReplaceAll(a, "{target}", target)
 	}
 	return target
 }
 
 // form is the RFC 8693 request body for call.
-func (x *TokenExchange) form(call Call, withClientID bool) url.Values {
-	oc := x.oauth()
+func (x TokenExchange) form(call Call, withClientID bool) url.Values {
+	oc := x.oauth
 	form := url.Values{
 		"grant_type":           {grantTokenExchange},
 		"subject_token":        {call.PodToken},
@@ -88,10 +88,10 @@ func orDefault(s, def string) string {
 	return s
 }
 
-func (x *TokenExchange) hint(e oauthError, target string) string {
+func (x TokenExchange) hint(e oauthError, target string) string {
 	switch e.Code {
 	case "invalid_client", "unauthorized_client":
-		return fmt.Sprintf("check --client-id %q and --client-secret-file, and that the client may use the token-exchange grant", x.oauth().ClientID)
+		return fmt.Sprintf("check --client-id %q and --client-secret-file, and that the client may use the token-exchange grant", x.oauth.ClientID)
 	case "invalid_grant", "access_denied": // Dex answers access_denied
 		return "the broker did not accept the pod token: check its connector (--connector-id) trusts the cluster's ServiceAccount issuer and the pod token's audience"
 	case "invalid_target":

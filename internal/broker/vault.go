@@ -29,22 +29,22 @@ type Vault struct {
 	Namespace string `name:"vault-namespace" env:"BROKERCRED_VAULT_NAMESPACE" placeholder:"NS" help:"Vault namespace, sent as X-Vault-Namespace on every request (default: none)."`
 }
 
-// EndpointHint says where Vault's API lives.
-func (*Vault) EndpointHint() string {
+// endpointHint says where Vault's API lives.
+func (Vault) endpointHint() string {
 	return "check --broker-url is Vault's address, e.g. https://vault.example.com:8200 (brokercred adds /v1/…)"
 }
 
-// ProbePath is what doctor asks without credentials: Vault's address itself
+// probePath is what doctor asks without credentials: Vault's address itself
 // may serve nothing, its health endpoint always answers.
-func (*Vault) ProbePath() string { return "/v1/sys/health" }
+func (Vault) probePath() string { return "/v1/sys/health" }
 
 // vaultTTLCap bounds the lease and ttl Vault states, so that no answer
 // overflows a time.Duration; --max-ttl caps the token far lower anyway.
 const vaultTTLCap = 10 * 365 * 24 * 60 * 60
 
-// Fetch logs in, asks for the identity token of call.Target's role and
+// fetch logs in, asks for the identity token of call.Target's role and
 // revokes the Vault token, reporting each step to call.Trace.
-func (v *Vault) Fetch(ctx context.Context, c *Client, call Call) (Token, error) {
+func (v Vault) fetch(ctx context.Context, c *Client, call Call) (Token, error) {
 	mount, role, err := v.names(call.Target)
 	if err != nil {
 		return Token{}, err
@@ -63,7 +63,7 @@ func (v *Vault) Fetch(ctx context.Context, c *Client, call Call) (Token, error) 
 // checked to be what Vault routes as such: a role becomes a path segment,
 // and a target (which a cluster Secret's writer chooses) must not make the
 // Vault token read anything but an identity token.
-func (v *Vault) names(target string) (mount, role string, err error) {
+func (v Vault) names(target string) (mount, role string, err error) {
 	if v.LoginRole == "" {
 		return "", "", errors.New("no Vault login role; set --vault-login-role (BROKERCRED_VAULT_LOGIN_ROLE) to the role of the auth method at --vault-auth-mount")
 	}
@@ -101,7 +101,7 @@ func isVaultName(s string) bool {
 }
 
 // newRequest is a request to path under Vault's address, in the namespace.
-func (v *Vault) newRequest(ctx context.Context, c *Client, method, path string, body []byte) (*retryablehttp.Request, error) {
+func (v Vault) newRequest(ctx context.Context, c *Client, method, path string, body []byte) (*retryablehttp.Request, error) {
 	req, err := c.newRequest(ctx, method, path, body)
 	if err != nil {
 		return nil, err
@@ -127,7 +127,7 @@ type vaultLogin struct {
 // login trades the pod token for a Vault token at auth/mount/login, the
 // same body for the kubernetes and the jwt auth methods. The Vault token
 // joins call.Secrets as soon as it is read.
-func (v *Vault) login(ctx context.Context, c *Client, call Call, mount string) (vaultLogin, error) {
+func (v Vault) login(ctx context.Context, c *Client, call Call, mount string) (vaultLogin, error) {
 	body, err := json.Marshal(map[string]string{"role": v.LoginRole, "jwt": call.PodToken})
 	if err != nil {
 		return vaultLogin{}, fmt.Errorf("encode Vault login: %w", err)
@@ -162,7 +162,7 @@ func parseVaultLogin(body []byte, host string) (vaultLogin, error) {
 	return l, nil
 }
 
-func (v *Vault) loginError(c *Client, resp *http.Response, body []byte, call Call, mount string) error {
+func (v Vault) loginError(c *Client, resp *http.Response, body []byte, call Call, mount string) error {
 	host, code := c.Host(), resp.StatusCode
 	said := vaultSaid(code, vaultMessage(body, call.PodToken))
 	switch {
@@ -175,7 +175,7 @@ func (v *Vault) loginError(c *Client, resp *http.Response, body []byte, call Cal
 	case code >= 500:
 		return fmt.Errorf("vault login at %s failed %s after retries; check Vault is unsealed and healthy (vault status) and its logs", host, said)
 	}
-	return c.statusError(resp, call, v.EndpointHint())
+	return c.statusError(resp, call, v.endpointHint())
 }
 
 // vaultIdentityToken is the answer of identity/oidc/token/:name.
@@ -189,7 +189,7 @@ type vaultIdentityToken struct {
 
 // identityToken asks for a token of the identity role, as the entity the
 // Vault token belongs to.
-func (v *Vault) identityToken(ctx context.Context, c *Client, call Call, role, vaultToken string) (Token, error) {
+func (v Vault) identityToken(ctx context.Context, c *Client, call Call, role, vaultToken string) (Token, error) {
 	req, err := v.newRequest(ctx, c, http.MethodGet, "/v1/identity/oidc/token/"+role, nil)
 	if err != nil {
 		return Token{}, call.step("vault token", "", err)
@@ -225,7 +225,7 @@ func parseVaultIdentityToken(body []byte, host string, sent time.Time) (Token, v
 	return t, a, nil
 }
 
-func (v *Vault) tokenError(c *Client, resp *http.Response, body []byte, call Call, role, vaultToken string) error {
+func (v Vault) tokenError(c *Client, resp *http.Response, body []byte, call Call, role, vaultToken string) error {
 	host, code := c.Host(), resp.StatusCode
 	raw := vaultMessage(body)
 	said := vaultSaid(code, vaultMessage(body, call.PodToken, vaultToken))
@@ -240,7 +240,7 @@ func (v *Vault) tokenError(c *Client, resp *http.Response, body []byte, call Cal
 	case code >= 500:
 		return fmt.Errorf("vault token at %s failed %s after retries; check Vault is unsealed and healthy (vault status) and its logs", host, said)
 	}
-	return c.statusError(resp, call, v.EndpointHint())
+	return c.statusError(resp, call, v.endpointHint())
 }
 
 // isMissingRole reports whether Vault's message says the identity role
@@ -254,7 +254,7 @@ func isMissingRole(msg string) bool {
 // revoke revokes the Vault token (auth/token/revoke-self), best effort: one
 // try within ctx, and a failure only reported, to call.Trace and the -v log,
 // since the identity token does not depend on it.
-func (v *Vault) revoke(ctx context.Context, c *Client, call Call, vaultToken string) {
+func (v Vault) revoke(ctx context.Context, c *Client, call Call, vaultToken string) {
 	err := v.revokeSelf(ctx, c, vaultToken)
 	_ = call.step("vault revoke", "Vault token revoked", err)
 	if c.cfg.Log == nil {
@@ -267,7 +267,7 @@ func (v *Vault) revoke(ctx context.Context, c *Client, call Call, vaultToken str
 	c.cfg.Log.Debug("vault token revoked")
 }
 
-func (v *Vault) revokeSelf(ctx context.Context, c *Client, vaultToken string) error {
+func (v Vault) revokeSelf(ctx context.Context, c *Client, vaultToken string) error {
 	req, err := v.newRequest(ctx, c, http.MethodPost, "/v1/auth/token/revoke-self", nil)
 	if err != nil {
 		return err

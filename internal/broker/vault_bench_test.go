@@ -21,12 +21,12 @@ func BenchmarkVaultFetch(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	v := &Vault{LoginRole: "argocd"}
+	v := Vault{LoginRole: "argocd"}
 	call := Call{Target: "dev", PodToken: brokertest.PodToken("system:serviceaccount:argocd:argocd-application-controller", time.Now().Add(time.Hour))}
 	ctx := context.Background()
 	b.Run("login+token+revoke", func(b *testing.B) {
 		for b.Loop() {
-			if _, err := v.Fetch(ctx, c, call); err != nil {
+			if _, err := v.fetch(ctx, c, call); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -54,7 +54,7 @@ func BenchmarkVaultFetch(b *testing.B) {
 }
 
 // withoutRevoke is Fetch without its last step.
-func (v *Vault) withoutRevoke(ctx context.Context, c *Client, call Call) (Token, error) {
+func (v Vault) withoutRevoke(ctx context.Context, c *Client, call Call) (Token, error) {
 	mount, role, err := v.names(call.Target)
 	if err != nil {
 		return Token{}, err

@@ -46,8 +46,18 @@ func (f *vaultFixture) fetch(t *testing.T, target string) (broker.Token, error) 
 		t.Fatalf("broker.New: %v", err)
 	}
 	f.steps = nil
-	return broker.Fetch(context.Background(), c, &f.v, broker.Call{Target: target, PodToken: f.pod, Secrets: f.secrets,
+	return broker.Fetch(context.Background(), c, f.chosen(t), broker.Call{Target: target, PodToken: f.pod, Secrets: f.secrets,
 		Trace: func(step, detail string, err error) { f.steps = append(f.steps, traced{step, detail, err}) }})
+}
+
+// chosen is the vault protocol with the fixture's settings.
+func (f *vaultFixture) chosen(t *testing.T) broker.Chosen {
+	t.Helper()
+	p, err := broker.Choose("vault", broker.Settings{Vault: f.v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // secretsOf are every secret of the fixture's calls: the pod token, each
@@ -349,7 +359,7 @@ func TestVaultRevokeWithinTheDeadline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	tok, err := broker.Fetch(ctx, c, &f.v, broker.Call{Target: "dev", PodToken: f.pod, Trace: func(step, _ string, err error) {
+	tok, err := broker.Fetch(ctx, c, f.chosen(t), broker.Call{Target: "dev", PodToken: f.pod, Trace: func(step, _ string, err error) {
 		if step == "vault revoke" {
 			revokeErr = err
 		}

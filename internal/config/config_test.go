@@ -145,7 +145,7 @@ func TestExecArgs(t *testing.T) {
 			"--insecure-http", "--cache-dir=/cache", "--no-cache",
 			"--cluster-config-key=name", "--allowed-targets=dev-*,prod",
 		}},
-		{name: "token exchange settings", opts: token.Options{Protocol: "token-exchange", Protocols: broker.Protocols{
+		{name: "token exchange settings", opts: token.Options{Protocol: "token-exchange", Settings: broker.Settings{
 			OAuth: broker.OAuthClient{Audience: "aud", ClientID: "argocd", ClientSecretFile: "/secret",
 				Scopes: []string{"openid", "audience:server:client_id:dev"}},
 			TokenExchange: broker.TokenExchange{ConnectorID: "kubernetes", SubjectTokenType: "urn:ietf:params:oauth:token-type:jwt"},

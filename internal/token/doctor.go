@@ -48,8 +48,8 @@ func Doctor(ctx context.Context, o Options, env Env) Report {
 	targetErr := err
 	r.add("target", o.Target, targetErr)
 
-	protocol, err := o.Lookup(o.Protocol)
-	r.add("protocol", o.describeProtocol(), err)
+	protocol, err := broker.Choose(o.Protocol, o.Settings)
+	r.add("protocol", describeProtocol(protocol), err)
 	if err != nil {
 		return r.finish(env)
 	}
@@ -64,7 +64,7 @@ func Doctor(ctx context.Context, o Options, env Env) Report {
 		r.skip("token request", "needs the pod token and the target")
 		return r.finish(env)
 	}
-	r.add(o.checkCache(pod, info, env.Now()))
+	r.add(o.checkCache(protocol, pod, info, env.Now()))
 	if !brokerOK {
 		r.skip("token request", "the broker cannot be reached")
 		return r.finish(env)
@@ -75,13 +75,11 @@ func Doctor(ctx context.Context, o Options, env Env) Report {
 
 // describeProtocol names the protocol and the settings that shape its
 // request: never a secret, only names and paths.
-func (o Options) describeProtocol() string {
-	name, err := broker.Canonical(o.Protocol)
-	if err != nil {
+func describeProtocol(p broker.Chosen) string {
+	if p.Name == "" {
 		return ""
 	}
-	key, _ := o.Protocols.Key(o.Protocol)
-	return fmt.Sprintf("%s, settings %s", name, key)
+	return fmt.Sprintf("%s, settings %s", p.Name, p.Identity)
 }
 
 func (r *Report) add(name, detail string, err error) {
@@ -135,7 +133,7 @@ func describeExpiry(exp, now time.Time) string {
 
 // checkCache reports whether the cache dir is usable and what it holds
 // for this call's key.
-func (o Options) checkCache(pod podToken, info plugin.ExecInfo, now time.Time) (string, string, error) {
+func (o Options) checkCache(p broker.Chosen, pod podToken, info plugin.ExecInfo, now time.Time) (string, string, error) {
 	if o.NoCache {
 		return "cache", "off (--no-cache): every call asks the broker", nil
 	}
@@ -147,7 +145,7 @@ func (o Options) checkCache(pod podToken, info plugin.ExecInfo, now time.Time) (
 	if err := probeWritable(c.Dir()); err != nil {
 		return "cache", "", fmt.Errorf("cache dir %s is not writable (%v); mount an emptyDir there or set --cache-dir (calls still work, uncached)", c.Dir(), err)
 	}
-	key, err := o.cacheKey(pod, info)
+	key, err := o.cacheKey(p, pod, info)
 	if err != nil {
 		return "cache", "", err
 	}
@@ -169,7 +167,7 @@ func probeWritable(dir string) error {
 
 // checkTokenRequest asks the broker for a real token, uncached: one check
 // per step the protocol takes, then one that describes the token.
-func (r *Report) checkTokenRequest(ctx context.Context, o Options, p broker.Protocol, pod podToken, env Env) {
+func (r *Report) checkTokenRequest(ctx context.Context, o Options, p broker.Chosen, pod podToken, env Env) {
 	o.NoCache, env.Caller = true, ""
 	src, err := o.source(p, pod, plugin.ExecInfo{}, env)
 	if err != nil {

@@ -42,7 +42,7 @@ type Source struct {
 	Key cache.Key
 	// Protocol and Call are the broker request; Client builds the broker's
 	// HTTP client, on a miss only (a hit loads no CA and sets up no TLS).
-	Protocol broker.Protocol
+	Protocol broker.Chosen
 	Call     broker.Call
 	Client   func() (*broker.Client, error)
 	// Now is the clock expiry is judged by.
@@ -171,8 +171,8 @@ func (s *Source) fetch(ctx context.Context) (Obtained, error) {
 
 // source builds the Source of one call. The cache is opened here; a cache
 // that cannot be opened leaves the call uncached, said under -v.
-func (o Options) source(p broker.Protocol, pod podToken, info plugin.ExecInfo, env Env) (*Source, error) {
-	key, err := o.cacheKey(pod, info)
+func (o Options) source(p broker.Chosen, pod podToken, info plugin.ExecInfo, env Env) (*Source, error) {
+	key, err := o.cacheKey(p, pod, info)
 	if err != nil {
 		return nil, err
 	}
@@ -197,22 +197,17 @@ func (o Options) source(p broker.Protocol, pod podToken, info plugin.ExecInfo, e
 // identity and every protocol setting that changes the token. The identity
 // is the pod token's issuer and subject, or a hash of an opaque token: never
 // the token.
-func (o Options) cacheKey(pod podToken, info plugin.ExecInfo) (cache.Key, error) {
-	protocolKey, err := o.Protocols.Key(o.Protocol)
-	if err != nil {
-		return cache.Key{}, err
-	}
+func (o Options) cacheKey(p broker.Chosen, pod podToken, info plugin.ExecInfo) (cache.Key, error) {
 	identity, subject := pod.claims.Issuer+"\n"+pod.claims.Subject, pod.claims.Subject
 	if subject == "" {
 		sum := sha256.Sum256([]byte(pod.value))
 		identity, subject = "sha256:"+hex.EncodeToString(sum[:]), "(opaque pod token)"
 	}
-	id, err := json.Marshal([]any{o.BrokerURL, o.Target, info.Server, identity, json.RawMessage(protocolKey)})
+	id, err := json.Marshal([]any{o.BrokerURL, o.Target, info.Server, identity, json.RawMessage(p.Identity)})
 	if err != nil {
 		return cache.Key{}, fmt.Errorf("encode cache key: %w", err)
 	}
-	protocol, _ := broker.Canonical(o.Protocol)
-	return cache.Key{ID: id, Label: cache.Label{"target": o.Target, "broker": brokerHost(o.BrokerURL), "identity": subject, "protocol": protocol}}, nil
+	return cache.Key{ID: id, Label: cache.Label{"target": o.Target, "broker": brokerHost(o.BrokerURL), "identity": subject, "protocol": p.Name}}, nil
 }
 
 // brokerHost is the host of a broker URL, for listings; it never includes

@@ -23,7 +23,7 @@ import (
 
 // Options are the settings of one credential call, shared by every command
 // that talks to the broker. The struct tags declare them as CLI flags; the
-// protocols' own settings come in as flag groups from broker.Protocols.
+// protocols' own settings come in as flag groups from broker.Settings.
 type Options struct {
 	BrokerURL     string        `name:"broker-url" env:"BROKERCRED_BROKER_URL" placeholder:"URL" help:"Full https URL of the broker endpoint (Vault: its address)."`
 	Target        string        `name:"target" env:"BROKERCRED_TARGET" placeholder:"NAME" help:"Name of the remote cluster the token is for."`
@@ -41,7 +41,7 @@ type Options struct {
 	ClusterConfigKey string   `name:"cluster-config-key" env:"BROKERCRED_CLUSTER_CONFIG_KEY" default:"clusterName" placeholder:"KEY" help:"Key of the cluster's exec config (provideClusterInfo) that names the target when --target is not set."`
 	AllowedTargets   []string `name:"allowed-targets" env:"BROKERCRED_ALLOWED_TARGETS" placeholder:"GLOB[=SERVER]" help:"Refuse any target that matches none of these shell globs; GLOB=https://server also pins the target to that API server (default: allow all)."`
 
-	broker.Protocols `embed:""`
+	broker.Settings `embed:""`
 }
 
 // KongVars are the variables Options' tags use: the protocols --protocol
@@ -110,7 +110,7 @@ func Get(ctx context.Context, o Options, env Env) (Credential, error) {
 	if o.Target, err = o.resolveTarget(info); err != nil {
 		return Credential{}, err
 	}
-	protocol, err := o.Lookup(o.Protocol)
+	protocol, err := broker.Choose(o.Protocol, o.Settings)
 	if err != nil {
 		return Credential{}, err
 	}
