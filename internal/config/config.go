@@ -127,7 +127,7 @@ func checkExec(e Exec) error {
 // would carry the pod token in clear text.
 func checkNoInsecureHTTP(o token.Options) error {
 	if o.InsecureHTTP {
-		return errors.New("--insecure-http is for loopback tests only, and a generated config would send the pod token over plain http; leave --insecure-http (and BROKERCRED_INSECURE_HTTP) out and give an https --broker-url")
+		return errors.New("--insecure-http is for loopback tests only, and a generated config would send the pod token over plain http; leave --insecure-http out and give an https --broker-url")
 	}
 	return nil
 }

@@ -219,7 +219,7 @@ func TestExecArgsRoundTrip(t *testing.T) {
 }
 
 // insecureHTTP is the error every generator gives for --insecure-http.
-const insecureHTTP = "--insecure-http is for loopback tests only, and a generated config would send the pod token over plain http; leave --insecure-http (and BROKERCRED_INSECURE_HTTP) out"
+const insecureHTTP = "--insecure-http is for loopback tests only, and a generated config would send the pod token over plain http; leave --insecure-http out"
 
 // helmCA is HelmValues for a release that mount the ConfigMap key configMap
 // at caFile.
