@@ -103,9 +103,25 @@ func checkServer(server string) error {
 	if server == "" {
 		return errors.New("no API server URL; set --server to the remote cluster's https URL")
 	}
+	return checkServerURL(server, "API server URL", "set --server like https://dev-cluster.example.com:6443")
+}
+
+// checkServerURL refuses a server URL that a generated config must not
+// hold: one that is not https, or that carries user info, a query or a
+// fragment, any of which can hold a credential. what names the URL in the
+// error and fix says how to correct it. The URL is quoted only when it
+// holds none of those parts.
+func checkServerURL(server, what, fix string) error {
 	u, err := url.Parse(server)
-	if err != nil || u.Scheme != "https" || u.Host == "" {
-		return fmt.Errorf("API server URL %q is not an https URL; set --server like https://dev-cluster.example.com:6443", server)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%s does not parse as a URL; %s", what, fix)
+	case u.User != nil:
+		return fmt.Errorf("%s holds user info (USER:PASSWORD@), which would put a credential in the config; %s", what, fix)
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		return fmt.Errorf("%s has a query or fragment, which can hold a credential; %s", what, fix)
+	case u.Scheme != "https" || u.Host == "":
+		return fmt.Errorf("%s %q is not an https URL; %s", what, server, fix)
 	}
 	return nil
 }

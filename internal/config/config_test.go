@@ -246,6 +246,15 @@ func TestErrors(t *testing.T) {
 		{"no server", argo(Cluster{Name: "dev"}).YAML, "no API server URL; set --server"},
 		{"http server", Kubeconfig{Cluster: Cluster{Name: "dev", Server: "http://dev:6443"}, Exec: exec}.YAML, `API server URL "http://dev:6443" is not an https URL; set --server like`},
 		{"server without host", argo(Cluster{Name: "dev", Server: "https://"}).YAML, "is not an https URL; set --server"},
+		{"server with user info", argo(Cluster{Name: "dev", Server: "https://admin:" + fakeCredentials[1] + "@dev.example.com"}).YAML,
+			"API server URL holds user info (USER:PASSWORD@), which would put a credential in the config; set --server like https://dev-cluster.example.com:6443"},
+		{"server with user info kubeconfig", Kubeconfig{Cluster: Cluster{Name: "dev", Server: "http://" + fakeCredentials[1] + "@dev.example.com"}, Exec: exec}.YAML,
+			"API server URL holds user info (USER:PASSWORD@)"},
+		{"server with query", argo(Cluster{Name: "dev", Server: serverURL + "/?access_token=" + fakeCredentials[0]}).YAML,
+			"API server URL has a query or fragment, which can hold a credential; set --server like"},
+		{"server with empty query", argo(Cluster{Name: "dev", Server: serverURL + "?"}).YAML, "API server URL has a query or fragment"},
+		{"server with fragment", Kubeconfig{Cluster: Cluster{Name: "dev", Server: serverURL + "#" + fakeCredentials[0]}, Exec: exec}.YAML, "API server URL has a query or fragment"},
+		{"server does not parse", argo(Cluster{Name: "dev", Server: "https://dev.example.com:" + fakeCredentials[1]}).YAML, "API server URL does not parse as a URL; set --server like"},
 		{"missing CA file", argo(Cluster{Name: "dev", Server: serverURL, ServerCAFile: filepath.Join(dir, "absent.pem")}).YAML, "read API server CA: open " + filepath.Join(dir, "absent.pem") + ": no such file or directory; set --server-ca-file"},
 		{"CA is a directory", Kubeconfig{Cluster: Cluster{Name: "dev", Server: serverURL, ServerCAFile: dir}, Exec: exec}.YAML, "read API server CA: read " + dir + ": is a directory; set --server-ca-file"},
 		{"CA not PEM", argo(Cluster{Name: "dev", Server: serverURL, ServerCAFile: notPEM}).YAML, "API server CA " + notPEM + " holds no PEM certificate; pass the CA in PEM"},
@@ -297,6 +306,7 @@ func TestErrors(t *testing.T) {
 				t.Fatalf("render succeeded (%d bytes), want an error containing %q", len(out), tc.wantErr)
 			}
 			msg := err.Error()
+			assertNoCredential(t, "error", msg)
 			if !strings.Contains(msg, tc.wantErr) {
 				t.Errorf("error = %q, want it to contain %q", msg, tc.wantErr)
 			}
