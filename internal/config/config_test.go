@@ -227,6 +227,17 @@ func helmCA(configMap, caFile string) HelmValues {
 	return HelmValues{Exec: execWith(token.Options{CAFile: caFile}), CAConfigMap: configMap, Version: "1.2.3"}
 }
 
+// helmDirs is HelmValues of a release with the given --command and
+// --cache-dir ("" for the default).
+func helmDirs(command, cacheDir string) func() ([]byte, error) {
+	return HelmValues{Exec: Exec{Command: command, Options: token.Options{CacheDir: cacheDir}}, Version: "1.2.3"}.YAML
+}
+
+// helmValuesWith is HelmValues of a release with the default command and o.
+func helmValuesWith(o token.Options) func() ([]byte, error) {
+	return HelmValues{Exec: execWith(o), Version: "1.2.3"}.YAML
+}
+
 func TestErrors(t *testing.T) {
 	dir := t.TempDir()
 	notPEM := writeFile(t, dir, "not-pem.pem", "this is not a certificate\n")
@@ -267,7 +278,27 @@ func TestErrors(t *testing.T) {
 		{"label bad value", argo(ok, "env=not ok").YAML, `label value "not ok" is invalid (`},
 		{"label secret-type", argo(ok, SecretTypeLabel+"=repository").YAML, "label argocd.argoproj.io/secret-type is set by brokercred to cluster; leave it out"},
 		{"bad secret name", argo(Cluster{Name: "Dev_Cluster", Server: serverURL}).YAML, `"Dev_Cluster" is not a valid Secret name (`},
-		{"helm relative command", HelmValues{Exec: Exec{Command: "brokercred"}, Version: "1.2.3"}.YAML, `command "brokercred" is not an absolute path ending in /brokercred`},
+		{"helm relative command", HelmValues{Exec: Exec{Command: "brokercred"}, Version: "1.2.3"}.YAML, `command "brokercred" is not a clean absolute path ending in /brokercred`},
+		{"helm unclean command", HelmValues{Exec: Exec{Command: "/custom-tools/../brokercred"}, Version: "1.2.3"}.YAML, `command "/custom-tools/../brokercred" is not a clean absolute path ending in /brokercred`},
+		{"helm command in /usr/local/bin", helmDirs("/usr/local/bin/brokercred", ""), "--command /usr/local/bin/brokercred puts an emptyDir at /usr/local/bin, which would hide /usr/local/bin that the container needs; set --command to a directory of its own, like /custom-tools/brokercred"},
+		{"helm command at the root", helmDirs("/brokercred", ""), "--command /brokercred puts an emptyDir at /, over the container's whole filesystem; set --command to a directory of its own"},
+		{"helm command above a needed dir", helmDirs("/home/brokercred", ""), "--command /home/brokercred puts an emptyDir at /home, which would hide /home/argocd that the container needs"},
+		{"helm command in /etc", helmDirs("/etc/brokercred", ""), "--command /etc/brokercred puts an emptyDir at /etc, which would hide /etc that the container needs"},
+		{"helm command beside the token", helmDirs("/var/run/secrets/kubernetes.io/serviceaccount/brokercred", ""),
+			"--command /var/run/secrets/kubernetes.io/serviceaccount/brokercred puts an emptyDir at /var/run/secrets/kubernetes.io/serviceaccount, inside /var/run, which the kubelet or the kernel fills (the ServiceAccount token is in /var/run/secrets); set --command"},
+		{"helm cache dir relative", helmDirs(DefaultCommand, "cache"), `--cache-dir "cache" is not a clean absolute path; set --cache-dir to a directory of its own, like /var/cache/brokercred`},
+		{"helm cache dir unclean", helmDirs(DefaultCommand, "/var/cache/brokercred/"), `--cache-dir "/var/cache/brokercred/" is not a clean absolute path`},
+		{"helm cache dir root", helmDirs(DefaultCommand, "/"), "--cache-dir / puts an emptyDir at /, over the container's whole filesystem; set --cache-dir to a directory of its own, like /var/cache/brokercred"},
+		{"helm cache dir token dir", helmDirs(DefaultCommand, "/var/run/secrets/kubernetes.io/serviceaccount"), "--cache-dir /var/run/secrets/kubernetes.io/serviceaccount puts an emptyDir at /var/run/secrets/kubernetes.io/serviceaccount, inside /var/run, which the kubelet or the kernel fills"},
+		{"helm cache dir in /run", helmDirs(DefaultCommand, "/run/brokercred"), "--cache-dir /run/brokercred puts an emptyDir at /run/brokercred, inside /run, which the kubelet or the kernel fills"},
+		{"helm cache dir /proc", helmDirs(DefaultCommand, "/proc"), "--cache-dir /proc puts an emptyDir at /proc, inside /proc"},
+		{"helm cache dir a system dir", helmDirs(DefaultCommand, "/usr/local/bin"), "--cache-dir /usr/local/bin puts an emptyDir at /usr/local/bin, which would hide /usr/local/bin that the container needs"},
+		{"helm cache dir above a system dir", helmDirs(DefaultCommand, "/var"), "--cache-dir /var puts an emptyDir at /var, which would hide"},
+		{"helm cache dir hides the token file", helmValuesWith(token.Options{TokenFile: "/etc/tokens/broker", CacheDir: "/etc/tokens"}),
+			"--cache-dir /etc/tokens puts an emptyDir at /etc/tokens, which would hide /etc/tokens that the container needs"},
+		{"helm cache dir is the tools dir", helmDirs(DefaultCommand, "/custom-tools"), "--cache-dir /custom-tools and the tools directory /custom-tools of --command are one or nest, so their emptyDirs would clash; set --cache-dir apart from it, like /var/cache/brokercred"},
+		{"helm cache dir in the tools dir", helmDirs(DefaultCommand, "/custom-tools/cache"), "--cache-dir /custom-tools/cache and the tools directory /custom-tools of --command are one or nest"},
+		{"helm cache dir holds the tools dir", helmDirs("/srv/brokercred/bin/brokercred", "/srv/brokercred"), "--cache-dir /srv/brokercred and the tools directory /srv/brokercred/bin of --command are one or nest"},
 		{"helm dev build without image", HelmValues{Exec: execWith(token.Options{}), Version: "dev"}.YAML,
 			`this brokercred is a development build (version "dev") and has no release image; set --image`},
 		{"helm no version without image", HelmValues{Exec: execWith(token.Options{})}.YAML, `development build (version "") and has no release image; set --image`},
@@ -469,6 +500,22 @@ func TestHelmValuesParseAsPodSpec(t *testing.T) {
 		}
 		if v := volumes[CAVolume].ConfigMap; v == nil || v.Name != "broker-ca" {
 			t.Errorf("%s: CA volume %+v, want ConfigMap broker-ca", name, volumes[CAVolume])
+		}
+	}
+}
+
+// TestHelmValuesAcceptsDirsOfTheirOwn holds the mount checks to what they
+// are for: a directory of its own passes, wherever it lies.
+func TestHelmValuesAcceptsDirsOfTheirOwn(t *testing.T) {
+	for _, dirs := range [][2]string{
+		{DefaultCommand, ""},
+		{"/opt/brokercred/brokercred", "/var/cache/brokercred"},
+		{"/usr/local/brokercred/brokercred", "/home/argocd/.cache/brokercred"},
+		{"/tools/brokercred", "/tmp/brokercred"},
+		{"/custom-tools/brokercred", "/custom-tools-cache"},
+	} {
+		if _, err := helmDirs(dirs[0], dirs[1])(); err != nil {
+			t.Errorf("--command %s --cache-dir %q: %v", dirs[0], dirs[1], err)
 		}
 	}
 }
