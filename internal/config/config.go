@@ -82,9 +82,9 @@ func resolve(c Cluster, e Exec) (remote, error) {
 	o := e.Options
 	switch {
 	case c.ClusterInfo && o.Target != "":
-		return remote{}, fmt.Errorf("--cluster-info passes the cluster's name as config.%s, so --target %q would be ignored or refused; leave --target out", clusterConfigKey(o), o.Target)
+		return remote{}, fmt.Errorf("--cluster-info passes the cluster's name as config.%s, so --target %q would be ignored or refused; leave --target out", o.ClusterNameKey(), o.Target)
 	case c.ClusterInfo:
-		r.clusterConfig = map[string]string{clusterConfigKey(o): c.Name}
+		r.clusterConfig = map[string]string{o.ClusterNameKey(): c.Name}
 	case o.Target == "":
 		o.Target = c.Name
 	}
@@ -133,7 +133,7 @@ func checkExec(e Exec) error {
 		return errors.New("no command; set --command to the path of the installed brokercred binary")
 	}
 	if e.BrokerURL == "" {
-		return errors.New("no broker URL; set --broker-url to the broker's get-target-token endpoint")
+		return errors.New("no broker URL; set --broker-url to the broker's https endpoint (Vault: its address)")
 	}
 	return checkNoInsecureHTTP(e.Options)
 }
@@ -156,15 +156,6 @@ func checkNoTarget(o token.Options, shared, fix string) error {
 		return nil
 	}
 	return fmt.Errorf("%s, so --target %q would send them all to one cluster; leave --target out and %s", shared, o.Target, fix)
-}
-
-// clusterConfigKey is the key of the cluster's exec config that names the
-// target, as brokercred will read it.
-func clusterConfigKey(o token.Options) string {
-	if o.ClusterConfigKey == "" {
-		return token.DefaultClusterConfigKey
-	}
-	return o.ClusterConfigKey
 }
 
 // readCA reads a PEM bundle and refuses a file without a certificate in it.

@@ -175,6 +175,13 @@ func defaults(t *testing.T) token.Options {
 // BROKERCRED_* variable unset.
 func parseTokenFlags(t *testing.T, args []string) token.Options {
 	t.Helper()
+	unsetBrokercredEnv(t)
+	return parseTokenCommand(t, args)
+}
+
+// unsetBrokercredEnv unsets every BROKERCRED_* variable until the test ends.
+func unsetBrokercredEnv(t *testing.T) {
+	t.Helper()
 	for _, kv := range os.Environ() {
 		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "BROKERCRED_") {
 			t.Setenv(name, "") // restores it after the test
@@ -183,6 +190,12 @@ func parseTokenFlags(t *testing.T, args []string) token.Options {
 			}
 		}
 	}
+}
+
+// parseTokenCommand parses args as the token command's flags in the
+// environment as it is.
+func parseTokenCommand(t *testing.T, args []string) token.Options {
+	t.Helper()
 	var cli struct{ token.Options }
 	parser, err := kong.New(&cli, kong.Vars(token.KongVars()), kong.Exit(func(int) { t.Fatal("kong exited") }))
 	if err != nil {
@@ -517,5 +530,31 @@ func TestHelmValuesAcceptsDirsOfTheirOwn(t *testing.T) {
 		if _, err := helmDirs(dirs[0], dirs[1])(); err != nil {
 			t.Errorf("--command %s --cache-dir %q: %v", dirs[0], dirs[1], err)
 		}
+	}
+}
+
+// TestHelmValuesEnvParsesBack reads the values' env as the token command
+// does in the controller: every setting comes back, the cache directory
+// included, so each variable carries the name token.Options reads.
+func TestHelmValuesEnvParsesBack(t *testing.T) {
+	unsetBrokercredEnv(t)
+	want := parseTokenCommand(t, nil)
+	want.BrokerURL = brokerURL
+	want.CAFile = "/etc/brokercred/ca.crt"
+	want.CacheDir = "/var/cache/brokercred-test"
+	want.RefreshMargin = 20 * time.Second
+	want.NoCache = true
+	want.AllowedTargets = []string{"dev-*", "prod-east"}
+	want.Protocol = "vault"
+	want.Vault.LoginRole = "argocd"
+	values, err := HelmValues{Exec: execWith(want), Version: "1.2.3"}.values()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range values.Controller.Env {
+		t.Setenv(e.Name, e.Value)
+	}
+	if got := parseTokenCommand(t, nil); !reflect.DeepEqual(got, want) {
+		t.Errorf("token flags read from the values' env (-want +got):\n-%+v\n+%+v", want, got)
 	}
 }

@@ -29,8 +29,6 @@ const (
 	// so this holds thousands; the volume counts against the container's
 	// memory limit.
 	cacheSizeLimit = "8Mi"
-	// cacheDirEnv is the environment variable that points brokercred at the cache.
-	cacheDirEnv = "BROKERCRED_CACHE_DIR"
 )
 
 // HelmValues are values for the argo-cd Helm chart that install brokercred
@@ -314,13 +312,16 @@ func (h HelmValues) component(image string, ca *caSource) component {
 	return c
 }
 
-// env is the cache dir and every broker flag that differs from its default,
-// as BROKERCRED_* variables: settings shared by every cluster Secret.
+// env is every broker flag that differs from its default, the cache dir
+// always among them, as the variables token.Options' env tags name, in
+// the order it declares them: settings shared by every cluster Secret.
 func (h HelmValues) env(cacheDir string) []envVar {
-	env := []envVar{{Name: cacheDirEnv, Value: cacheDir}}
-	for _, f := range changedFlags(h.Options) {
+	o := h.Options
+	o.CacheDir = cacheDir
+	var env []envVar
+	for _, f := range changedFlags(o) {
 		name, _, _ := strings.Cut(f.env, ",") // kong allows several; the first is canonical
-		if name == "" || name == cacheDirEnv {
+		if name == "" {
 			continue
 		}
 		env = append(env, envVar{Name: name, Value: formatValue(f.value)})
