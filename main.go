@@ -286,14 +286,15 @@ func parseAndRun(grammar any, g *globals, args []string) {
 }
 
 // kongOptions are the options every parser of brokercred's CLI is built
-// with: its name, the registry's protocol names and the values commands
-// receive.
+// with: its name, the registry's protocol names, the values commands
+// receive, and config commands that read their flags only.
 func kongOptions(g *globals, secrets *secret.Set) []kong.Option {
 	return []kong.Option{
 		kong.Name("brokercred"),
 		kong.Description("Exec credential plugin: trades the pod's ServiceAccount token at a token broker for a short-lived remote cluster token."),
 		kong.Vars(token.KongVars()),
 		kong.Bind(g, secrets),
+		config.WithoutEnv("config"),
 	}
 }
 

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"os"
 	"reflect"
 	"sort"
 	"testing"
+	"time"
 
 	"github.com/alecthomas/kong"
 
+	"github.com/brokercred/brokercred/internal/config"
 	"github.com/brokercred/brokercred/internal/secret"
 )
 
@@ -100,4 +103,99 @@ func benchParse(b *testing.B, grammar any, g *globals, args []string) {
 	if _, err := parser.Parse(args); err != nil {
 		b.Fatal(err)
 	}
+}
+
+// TestConfigCommandsIgnoreTheEnvironment: a generator writes what its flags
+// say. Every BROKERCRED_* variable the CLI knows is set (BROKERCRED_TARGET
+// exported for a token call, say), yet each config command parses exactly
+// as it does in an empty environment, while the token command still reads
+// them.
+func TestConfigCommandsIgnoreTheEnvironment(t *testing.T) {
+	known := knownEnv(t)
+	for name := range known {
+		t.Setenv(name, "") // restored after the test
+		if err := os.Unsetenv(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commands := [][]string{
+		{"config", "argocd-cluster", "--name=dev", "--server=https://dev.example.com", "--broker-url=https://broker.example.com/x"},
+		{"config", "argocd-cluster", "--from-secret=-", "--broker-url=https://broker.example.com/x"},
+		{"config", "kubeconfig", "--name=dev", "--server=https://dev.example.com", "--broker-url=https://broker.example.com/x"},
+		{"config", "helm-values", "--broker-url=https://broker.example.com/x"},
+		{"config", "clusterprofile-provider", "--broker-url=https://broker.example.com/x"},
+	}
+	clean := make([]configCmd, len(commands))
+	for i, args := range commands {
+		var c cli
+		parse(t, &c, &c.globals, args)
+		clean[i] = c.Config
+	}
+	for name, value := range known {
+		t.Setenv(name, value)
+	}
+	for i, args := range commands {
+		var c cli
+		parse(t, &c, &c.globals, args)
+		if !reflect.DeepEqual(c.Config, clean[i]) {
+			t.Errorf("%q with every BROKERCRED_* variable set: the config commands' exec args (-want +got):\n-%q\n+%q", args, execArgs(clean[i]), execArgs(c.Config))
+		}
+	}
+	var c cli
+	parse(t, &c, &c.globals, []string{"token"})
+	if c.Token.Target != known["BROKERCRED_TARGET"] {
+		t.Errorf("token command's --target = %q with BROKERCRED_TARGET=%q: the token command must still read the environment", c.Token.Target, known["BROKERCRED_TARGET"])
+	}
+}
+
+// execArgs are the exec args each config command would write, compact
+// enough to read in a failure.
+func execArgs(c configCmd) [][]string {
+	return [][]string{
+		config.ExecArgs(c.ArgocdCluster.Options), config.ExecArgs(c.Kubeconfig.Options),
+		config.ExecArgs(c.HelmValues.Options), config.ExecArgs(c.ClusterProfileProvider.Options),
+	}
+}
+
+// knownEnv maps every environment variable the token command's flags read
+// to a value its flag accepts and that differs from the flag's default.
+func knownEnv(t *testing.T) map[string]string {
+	t.Helper()
+	var c cli
+	parser, err := kong.New(&c, kongOptions(&c.globals, new(secret.Set))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	for _, node := range parser.Model.Children {
+		if node.Name != "token" {
+			continue
+		}
+		for _, f := range node.Flags {
+			for _, name := range f.Envs {
+				env[name] = envValue(f)
+			}
+		}
+	}
+	if env["BROKERCRED_TARGET"] == "" || env["BROKERCRED_CACHE_DIR"] == "" {
+		t.Fatalf("the token command reads %d variables, not BROKERCRED_TARGET and BROKERCRED_CACHE_DIR", len(env))
+	}
+	return env
+}
+
+// envValue is a value flag f parses that is not its default.
+func envValue(f *kong.Flag) string {
+	switch {
+	case f.IsBool():
+		return "true"
+	case f.Enum != "":
+		enum := f.EnumSlice()
+		if enum[len(enum)-1] != f.Default {
+			return enum[len(enum)-1]
+		}
+		return enum[0]
+	case f.Target.Type() == reflect.TypeFor[time.Duration]():
+		return "7m"
+	}
+	return "/from/the/environment"
 }

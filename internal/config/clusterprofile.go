@@ -69,7 +69,7 @@ func (p ClusterProfileProvider) file() (providerFile, error) {
 		return providerFile{}, err
 	}
 	if err := checkNoTarget(p.Options, "a provider file serves every ClusterProfile",
-		fmt.Sprintf("give each ClusterProfile the %s extension {%q: NAME}", ExecExtension, clusterConfigKey(p.Options))); err != nil {
+		fmt.Sprintf("give each ClusterProfile the %s extension {%q: NAME}", ExecExtension, p.ClusterNameKey())); err != nil {
 		return providerFile{}, err
 	}
 	return providerFile{Providers: []provider{{

@@ -82,9 +82,9 @@ func resolve(c Cluster, e Exec) (remote, error) {
 	o := e.Options
 	switch {
 	case c.ClusterInfo && o.Target != "":
-		return remote{}, fmt.Errorf("--cluster-info passes the cluster's name as config.%s, so --target %q would be ignored or refused; leave --target out", clusterConfigKey(o), o.Target)
+		return remote{}, fmt.Errorf("--cluster-info passes the cluster's name as config.%s, so --target %q would be ignored or refused; leave --target out", o.ClusterNameKey(), o.Target)
 	case c.ClusterInfo:
-		r.clusterConfig = map[string]string{clusterConfigKey(o): c.Name}
+		r.clusterConfig = map[string]string{o.ClusterNameKey(): c.Name}
 	case o.Target == "":
 		o.Target = c.Name
 	}
@@ -103,9 +103,25 @@ func checkServer(server string) error {
 	if server == "" {
 		return errors.New("no API server URL; set --server to the remote cluster's https URL")
 	}
+	return checkServerURL(server, "API server URL", "set --server like https://dev-cluster.example.com:6443")
+}
+
+// checkServerURL refuses a server URL that a generated config must not
+// hold: one that is not https, or that carries user info, a query or a
+// fragment, any of which can hold a credential. what names the URL in the
+// error and fix says how to correct it. The URL is quoted only when it
+// holds none of those parts.
+func checkServerURL(server, what, fix string) error {
 	u, err := url.Parse(server)
-	if err != nil || u.Scheme != "https" || u.Host == "" {
-		return fmt.Errorf("API server URL %q is not an https URL; set --server like https://dev-cluster.example.com:6443", server)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%s does not parse as a URL; %s", what, fix)
+	case u.User != nil:
+		return fmt.Errorf("%s holds user info (USER:PASSWORD@), which would put a credential in the config; %s", what, fix)
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		return fmt.Errorf("%s has a query or fragment, which can hold a credential; %s", what, fix)
+	case u.Scheme != "https" || u.Host == "":
+		return fmt.Errorf("%s %q is not an https URL; %s", what, server, fix)
 	}
 	return nil
 }
@@ -117,7 +133,7 @@ func checkExec(e Exec) error {
 		return errors.New("no command; set --command to the path of the installed brokercred binary")
 	}
 	if e.BrokerURL == "" {
-		return errors.New("no broker URL; set --broker-url to the broker's get-target-token endpoint")
+		return errors.New("no broker URL; set --broker-url to the broker's https endpoint (Vault: its address)")
 	}
 	return checkNoInsecureHTTP(e.Options)
 }
@@ -127,7 +143,7 @@ func checkExec(e Exec) error {
 // would carry the pod token in clear text.
 func checkNoInsecureHTTP(o token.Options) error {
 	if o.InsecureHTTP {
-		return errors.New("--insecure-http is for loopback tests only, and a generated config would send the pod token over plain http; leave --insecure-http (and BROKERCRED_INSECURE_HTTP) out and give an https --broker-url")
+		return errors.New("--insecure-http is for loopback tests only, and a generated config would send the pod token over plain http; leave --insecure-http out and give an https --broker-url")
 	}
 	return nil
 }
@@ -140,15 +156,6 @@ func checkNoTarget(o token.Options, shared, fix string) error {
 		return nil
 	}
 	return fmt.Errorf("%s, so --target %q would send them all to one cluster; leave --target out and %s", shared, o.Target, fix)
-}
-
-// clusterConfigKey is the key of the cluster's exec config that names the
-// target, as brokercred will read it.
-func clusterConfigKey(o token.Options) string {
-	if o.ClusterConfigKey == "" {
-		return token.DefaultClusterConfigKey
-	}
-	return o.ClusterConfigKey
 }
 
 // readCA reads a PEM bundle and refuses a file without a certificate in it.

@@ -175,6 +175,13 @@ func defaults(t *testing.T) token.Options {
 // BROKERCRED_* variable unset.
 func parseTokenFlags(t *testing.T, args []string) token.Options {
 	t.Helper()
+	unsetBrokercredEnv(t)
+	return parseTokenCommand(t, args)
+}
+
+// unsetBrokercredEnv unsets every BROKERCRED_* variable until the test ends.
+func unsetBrokercredEnv(t *testing.T) {
+	t.Helper()
 	for _, kv := range os.Environ() {
 		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "BROKERCRED_") {
 			t.Setenv(name, "") // restores it after the test
@@ -183,6 +190,12 @@ func parseTokenFlags(t *testing.T, args []string) token.Options {
 			}
 		}
 	}
+}
+
+// parseTokenCommand parses args as the token command's flags in the
+// environment as it is.
+func parseTokenCommand(t *testing.T, args []string) token.Options {
+	t.Helper()
 	var cli struct{ token.Options }
 	parser, err := kong.New(&cli, kong.Vars(token.KongVars()), kong.Exit(func(int) { t.Fatal("kong exited") }))
 	if err != nil {
@@ -219,12 +232,23 @@ func TestExecArgsRoundTrip(t *testing.T) {
 }
 
 // insecureHTTP is the error every generator gives for --insecure-http.
-const insecureHTTP = "--insecure-http is for loopback tests only, and a generated config would send the pod token over plain http; leave --insecure-http (and BROKERCRED_INSECURE_HTTP) out"
+const insecureHTTP = "--insecure-http is for loopback tests only, and a generated config would send the pod token over plain http; leave --insecure-http out"
 
 // helmCA is HelmValues for a release that mount the ConfigMap key configMap
 // at caFile.
 func helmCA(configMap, caFile string) HelmValues {
 	return HelmValues{Exec: execWith(token.Options{CAFile: caFile}), CAConfigMap: configMap, Version: "1.2.3"}
+}
+
+// helmDirs is HelmValues of a release with the given --command and
+// --cache-dir ("" for the default).
+func helmDirs(command, cacheDir string) func() ([]byte, error) {
+	return HelmValues{Exec: Exec{Command: command, Options: token.Options{CacheDir: cacheDir}}, Version: "1.2.3"}.YAML
+}
+
+// helmValuesWith is HelmValues of a release with the default command and o.
+func helmValuesWith(o token.Options) func() ([]byte, error) {
+	return HelmValues{Exec: execWith(o), Version: "1.2.3"}.YAML
 }
 
 func TestErrors(t *testing.T) {
@@ -246,6 +270,15 @@ func TestErrors(t *testing.T) {
 		{"no server", argo(Cluster{Name: "dev"}).YAML, "no API server URL; set --server"},
 		{"http server", Kubeconfig{Cluster: Cluster{Name: "dev", Server: "http://dev:6443"}, Exec: exec}.YAML, `API server URL "http://dev:6443" is not an https URL; set --server like`},
 		{"server without host", argo(Cluster{Name: "dev", Server: "https://"}).YAML, "is not an https URL; set --server"},
+		{"server with user info", argo(Cluster{Name: "dev", Server: "https://admin:" + fakeCredentials[1] + "@dev.example.com"}).YAML,
+			"API server URL holds user info (USER:PASSWORD@), which would put a credential in the config; set --server like https://dev-cluster.example.com:6443"},
+		{"server with user info kubeconfig", Kubeconfig{Cluster: Cluster{Name: "dev", Server: "http://" + fakeCredentials[1] + "@dev.example.com"}, Exec: exec}.YAML,
+			"API server URL holds user info (USER:PASSWORD@)"},
+		{"server with query", argo(Cluster{Name: "dev", Server: serverURL + "/?access_token=" + fakeCredentials[0]}).YAML,
+			"API server URL has a query or fragment, which can hold a credential; set --server like"},
+		{"server with empty query", argo(Cluster{Name: "dev", Server: serverURL + "?"}).YAML, "API server URL has a query or fragment"},
+		{"server with fragment", Kubeconfig{Cluster: Cluster{Name: "dev", Server: serverURL + "#" + fakeCredentials[0]}, Exec: exec}.YAML, "API server URL has a query or fragment"},
+		{"server does not parse", argo(Cluster{Name: "dev", Server: "https://dev.example.com:" + fakeCredentials[1]}).YAML, "API server URL does not parse as a URL; set --server like"},
 		{"missing CA file", argo(Cluster{Name: "dev", Server: serverURL, ServerCAFile: filepath.Join(dir, "absent.pem")}).YAML, "read API server CA: open " + filepath.Join(dir, "absent.pem") + ": no such file or directory; set --server-ca-file"},
 		{"CA is a directory", Kubeconfig{Cluster: Cluster{Name: "dev", Server: serverURL, ServerCAFile: dir}, Exec: exec}.YAML, "read API server CA: read " + dir + ": is a directory; set --server-ca-file"},
 		{"CA not PEM", argo(Cluster{Name: "dev", Server: serverURL, ServerCAFile: notPEM}).YAML, "API server CA " + notPEM + " holds no PEM certificate; pass the CA in PEM"},
@@ -258,7 +291,27 @@ func TestErrors(t *testing.T) {
 		{"label bad value", argo(ok, "env=not ok").YAML, `label value "not ok" is invalid (`},
 		{"label secret-type", argo(ok, SecretTypeLabel+"=repository").YAML, "label argocd.argoproj.io/secret-type is set by brokercred to cluster; leave it out"},
 		{"bad secret name", argo(Cluster{Name: "Dev_Cluster", Server: serverURL}).YAML, `"Dev_Cluster" is not a valid Secret name (`},
-		{"helm relative command", HelmValues{Exec: Exec{Command: "brokercred"}, Version: "1.2.3"}.YAML, `command "brokercred" is not an absolute path ending in /brokercred`},
+		{"helm relative command", HelmValues{Exec: Exec{Command: "brokercred"}, Version: "1.2.3"}.YAML, `command "brokercred" is not a clean absolute path ending in /brokercred`},
+		{"helm unclean command", HelmValues{Exec: Exec{Command: "/custom-tools/../brokercred"}, Version: "1.2.3"}.YAML, `command "/custom-tools/../brokercred" is not a clean absolute path ending in /brokercred`},
+		{"helm command in /usr/local/bin", helmDirs("/usr/local/bin/brokercred", ""), "--command /usr/local/bin/brokercred puts an emptyDir at /usr/local/bin, which would hide /usr/local/bin that the container needs; set --command to a directory of its own, like /custom-tools/brokercred"},
+		{"helm command at the root", helmDirs("/brokercred", ""), "--command /brokercred puts an emptyDir at /, over the container's whole filesystem; set --command to a directory of its own"},
+		{"helm command above a needed dir", helmDirs("/home/brokercred", ""), "--command /home/brokercred puts an emptyDir at /home, which would hide /home/argocd that the container needs"},
+		{"helm command in /etc", helmDirs("/etc/brokercred", ""), "--command /etc/brokercred puts an emptyDir at /etc, which would hide /etc that the container needs"},
+		{"helm command beside the token", helmDirs("/var/run/secrets/kubernetes.io/serviceaccount/brokercred", ""),
+			"--command /var/run/secrets/kubernetes.io/serviceaccount/brokercred puts an emptyDir at /var/run/secrets/kubernetes.io/serviceaccount, inside /var/run, which the kubelet or the kernel fills (the ServiceAccount token is in /var/run/secrets); set --command"},
+		{"helm cache dir relative", helmDirs(DefaultCommand, "cache"), `--cache-dir "cache" is not a clean absolute path; set --cache-dir to a directory of its own, like /var/cache/brokercred`},
+		{"helm cache dir unclean", helmDirs(DefaultCommand, "/var/cache/brokercred/"), `--cache-dir "/var/cache/brokercred/" is not a clean absolute path`},
+		{"helm cache dir root", helmDirs(DefaultCommand, "/"), "--cache-dir / puts an emptyDir at /, over the container's whole filesystem; set --cache-dir to a directory of its own, like /var/cache/brokercred"},
+		{"helm cache dir token dir", helmDirs(DefaultCommand, "/var/run/secrets/kubernetes.io/serviceaccount"), "--cache-dir /var/run/secrets/kubernetes.io/serviceaccount puts an emptyDir at /var/run/secrets/kubernetes.io/serviceaccount, inside /var/run, which the kubelet or the kernel fills"},
+		{"helm cache dir in /run", helmDirs(DefaultCommand, "/run/brokercred"), "--cache-dir /run/brokercred puts an emptyDir at /run/brokercred, inside /run, which the kubelet or the kernel fills"},
+		{"helm cache dir /proc", helmDirs(DefaultCommand, "/proc"), "--cache-dir /proc puts an emptyDir at /proc, inside /proc"},
+		{"helm cache dir a system dir", helmDirs(DefaultCommand, "/usr/local/bin"), "--cache-dir /usr/local/bin puts an emptyDir at /usr/local/bin, which would hide /usr/local/bin that the container needs"},
+		{"helm cache dir above a system dir", helmDirs(DefaultCommand, "/var"), "--cache-dir /var puts an emptyDir at /var, which would hide"},
+		{"helm cache dir hides the token file", helmValuesWith(token.Options{TokenFile: "/etc/tokens/broker", CacheDir: "/etc/tokens"}),
+			"--cache-dir /etc/tokens puts an emptyDir at /etc/tokens, which would hide /etc/tokens that the container needs"},
+		{"helm cache dir is the tools dir", helmDirs(DefaultCommand, "/custom-tools"), "--cache-dir /custom-tools and the tools directory /custom-tools of --command are one or nest, so their emptyDirs would clash; set --cache-dir apart from it, like /var/cache/brokercred"},
+		{"helm cache dir in the tools dir", helmDirs(DefaultCommand, "/custom-tools/cache"), "--cache-dir /custom-tools/cache and the tools directory /custom-tools of --command are one or nest"},
+		{"helm cache dir holds the tools dir", helmDirs("/srv/brokercred/bin/brokercred", "/srv/brokercred"), "--cache-dir /srv/brokercred and the tools directory /srv/brokercred/bin of --command are one or nest"},
 		{"helm dev build without image", HelmValues{Exec: execWith(token.Options{}), Version: "dev"}.YAML,
 			`this brokercred is a development build (version "dev") and has no release image; set --image`},
 		{"helm no version without image", HelmValues{Exec: execWith(token.Options{})}.YAML, `development build (version "") and has no release image; set --image`},
@@ -297,6 +350,7 @@ func TestErrors(t *testing.T) {
 				t.Fatalf("render succeeded (%d bytes), want an error containing %q", len(out), tc.wantErr)
 			}
 			msg := err.Error()
+			assertNoCredential(t, "error", msg)
 			if !strings.Contains(msg, tc.wantErr) {
 				t.Errorf("error = %q, want it to contain %q", msg, tc.wantErr)
 			}
@@ -460,5 +514,47 @@ func TestHelmValuesParseAsPodSpec(t *testing.T) {
 		if v := volumes[CAVolume].ConfigMap; v == nil || v.Name != "broker-ca" {
 			t.Errorf("%s: CA volume %+v, want ConfigMap broker-ca", name, volumes[CAVolume])
 		}
+	}
+}
+
+// TestHelmValuesAcceptsDirsOfTheirOwn holds the mount checks to what they
+// are for: a directory of its own passes, wherever it lies.
+func TestHelmValuesAcceptsDirsOfTheirOwn(t *testing.T) {
+	for _, dirs := range [][2]string{
+		{DefaultCommand, ""},
+		{"/opt/brokercred/brokercred", "/var/cache/brokercred"},
+		{"/usr/local/brokercred/brokercred", "/home/argocd/.cache/brokercred"},
+		{"/tools/brokercred", "/tmp/brokercred"},
+		{"/custom-tools/brokercred", "/custom-tools-cache"},
+	} {
+		if _, err := helmDirs(dirs[0], dirs[1])(); err != nil {
+			t.Errorf("--command %s --cache-dir %q: %v", dirs[0], dirs[1], err)
+		}
+	}
+}
+
+// TestHelmValuesEnvParsesBack reads the values' env as the token command
+// does in the controller: every setting comes back, the cache directory
+// included, so each variable carries the name token.Options reads.
+func TestHelmValuesEnvParsesBack(t *testing.T) {
+	unsetBrokercredEnv(t)
+	want := parseTokenCommand(t, nil)
+	want.BrokerURL = brokerURL
+	want.CAFile = "/etc/brokercred/ca.crt"
+	want.CacheDir = "/var/cache/brokercred-test"
+	want.RefreshMargin = 20 * time.Second
+	want.NoCache = true
+	want.AllowedTargets = []string{"dev-*", "prod-east"}
+	want.Protocol = "vault"
+	want.Vault.LoginRole = "argocd"
+	values, err := HelmValues{Exec: execWith(want), Version: "1.2.3"}.values()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range values.Controller.Env {
+		t.Setenv(e.Name, e.Value)
+	}
+	if got := parseTokenCommand(t, nil); !reflect.DeepEqual(got, want) {
+		t.Errorf("token flags read from the values' env (-want +got):\n-%+v\n+%+v", want, got)
 	}
 }

@@ -8,17 +8,41 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
+	"maps"
 	"os"
 	"regexp"
+	"slices"
+	"strconv"
+	"strings"
 
+	"k8s.io/apimachinery/pkg/util/validation"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 )
 
 // lastAppliedAnnotation is where kubectl apply keeps the whole object it
-// last applied: for a cluster Secret, the old credential in clear text.
+// last applied: for a cluster Secret, the old credential in clear text. It
+// is left out without a report: kubectl writes it anew when the converted
+// Secret is applied.
 const lastAppliedAnnotation = "kubectl.kubernetes.io/last-applied-configuration"
+
+// keptAnnotation reports whether a conversion copies the annotation key.
+// It is an allow-list: Argo CD's own annotations (argocd.argoproj.io/…,
+// such as the tracking-id of an Application that manages the Secret, and
+// managed-by, which argocd cluster add writes) and Helm's release
+// ownership (meta.helm.sh/release-name and -namespace). Each holds a name,
+// never an object. Every other annotation is left out, and reported by
+// key unless it is lastAppliedAnnotation: tools keep whole copies of the object in theirs (kubectl's
+// last-applied-configuration, kapp's kapp.k14s.io/original, Rancher's
+// objectset.rio.cattle.io/applied), so an annotation this list does not
+// know may hold the old credential.
+func keptAnnotation(key string) bool {
+	switch key {
+	case "managed-by", "meta.helm.sh/release-name", "meta.helm.sh/release-namespace":
+		return true
+	}
+	return strings.HasPrefix(key, "argocd.argoproj.io/")
+}
 
 // keptKeys are the keys of a cluster Secret that a conversion copies as
 // they are; config is rebuilt, and every other key is dropped.
@@ -49,13 +73,16 @@ func (a ArgoCDCluster) Render(stdin io.Reader, report io.Writer) ([]byte, error)
 	}
 	var converted []secret
 	for i, raw := range items {
-		s, err := a.convert(raw)
+		s, dropped, err := a.convert(raw)
 		if err != nil {
 			if !isList {
 				return nil, fmt.Errorf("%s: %w", objectRef(raw, i), err)
 			}
 			fmt.Fprintf(report, "brokercred: left out %s: %v\n", objectRef(raw, i), err)
 			continue
+		}
+		if len(dropped) > 0 {
+			fmt.Fprintf(report, "brokercred: %s: left out annotations %s, as only Argo CD's (argocd.argoproj.io/*, managed-by) and Helm's (meta.helm.sh/release-*) are sure to hold no old credential; add back after review those you need\n", objectRef(raw, i), strings.Join(dropped, ", "))
 		}
 		converted = append(converted, s)
 	}
@@ -197,52 +224,53 @@ func objectRef(raw json.RawMessage, i int) string {
 	return obj.Metadata.Namespace + "/" + obj.Metadata.Name
 }
 
-// convert rewrites one cluster Secret: its metadata, type and keptKeys as
-// they are, the TLS settings of its config, and brokercred's
-// execProviderConfig in place of any credential. Its errors name no value
-// of the input.
-func (a ArgoCDCluster) convert(raw json.RawMessage) (secret, error) {
+// convert rewrites one cluster Secret: its metadata (annotations as
+// keptAnnotation allows), type and keptKeys as they are, the TLS settings
+// of its config, and brokercred's execProviderConfig in place of any
+// credential. dropped names the annotations left out, quoted and sorted.
+// Its errors name no value of the input.
+func (a ArgoCDCluster) convert(raw json.RawMessage) (s secret, dropped []string, err error) {
 	var in inputObject
 	if err := json.Unmarshal(raw, &in); err != nil {
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) {
-			return secret{}, fmt.Errorf("does not parse as a Secret (%s is a JSON %s); give the Secrets as kubectl get prints them", typeErr.Field, typeErr.Value)
+			return secret{}, nil, fmt.Errorf("does not parse as a Secret (%s is a JSON %s); give the Secrets as kubectl get prints them", typeErr.Field, typeErr.Value)
 		}
-		return secret{}, errors.New("does not parse as a Secret; give the Secrets as kubectl get prints them")
+		return secret{}, nil, errors.New("does not parse as a Secret; give the Secrets as kubectl get prints them")
 	}
 	if in.Kind != "Secret" {
-		return secret{}, fmt.Errorf("is not a Secret (kind %q); give only Secrets, from kubectl get secret", in.Kind)
+		return secret{}, nil, fmt.Errorf("is not a Secret (kind %q); give only Secrets, from kubectl get secret", in.Kind)
 	}
 	if in.Metadata.Name == "" {
-		return secret{}, errors.New("has no metadata.name; give the Secrets as kubectl get prints them")
+		return secret{}, nil, errors.New("has no metadata.name; give the Secrets as kubectl get prints them")
 	}
 	if in.Metadata.Labels[SecretTypeLabel] != "cluster" {
-		return secret{}, fmt.Errorf("is not an Argo CD cluster Secret (no label %s: cluster); select Secrets with -l %s=cluster", SecretTypeLabel, SecretTypeLabel)
+		return secret{}, nil, fmt.Errorf("is not an Argo CD cluster Secret (no label %s: cluster); select Secrets with -l %s=cluster", SecretTypeLabel, SecretTypeLabel)
 	}
 	values, err := secretValues(in)
 	if err != nil {
-		return secret{}, err
+		return secret{}, nil, err
 	}
 	if values["server"] == "" {
-		return secret{}, errors.New("has no server key; add the remote API server's https URL to the Secret as server")
+		return secret{}, nil, errors.New("has no server key; add the remote API server's https URL to the Secret as server")
 	}
-	if u, err := url.Parse(values["server"]); err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
-		return secret{}, errors.New("server is not an https URL without user info; fix the Secret's server key")
+	if err := checkServerURL(values["server"], "server", "fix the Secret's server key to the remote API server's https URL"); err != nil {
+		return secret{}, nil, err
 	}
 	if values["name"] == "" {
-		return secret{}, errors.New("has no name key; add the cluster's name to the Secret as name, the target brokercred asks the broker for")
+		return secret{}, nil, errors.New("has no name key; add the cluster's name to the Secret as name, the target brokercred asks the broker for")
 	}
 	tls, err := keptTLS(values["config"])
 	if err != nil {
-		return secret{}, err
+		return secret{}, nil, err
 	}
 	r, err := resolve(Cluster{Name: values["name"], Server: values["server"], ClusterInfo: a.ClusterInfo}, a.Exec)
 	if err != nil {
-		return secret{}, err
+		return secret{}, nil, err
 	}
 	cfg, err := r.config(tls)
 	if err != nil {
-		return secret{}, err
+		return secret{}, nil, err
 	}
 	out := map[string]string{"config": cfg}
 	for _, k := range keptKeys {
@@ -250,13 +278,14 @@ func (a ArgoCDCluster) convert(raw json.RawMessage) (secret, error) {
 			out[k] = v
 		}
 	}
+	meta, dropped := a.keptMeta(in.Metadata)
 	return secret{
 		APIVersion: "v1",
 		Kind:       "Secret",
-		Metadata:   a.keptMeta(in.Metadata),
+		Metadata:   meta,
 		Type:       orDefault(in.Type, "Opaque"),
 		StringData: out,
-	}, nil
+	}, dropped, nil
 }
 
 // secretValues are the Secret's values in clear: data decoded, then
@@ -299,24 +328,39 @@ func keptTLS(config string) (tlsClientConfig, error) {
 }
 
 // keptMeta is the input's name, namespace (--namespace when it has none),
-// labels and annotations, without the last-applied annotation, which holds
-// the old credential. Server-managed fields are not read at all.
-func (a ArgoCDCluster) keptMeta(in inputMeta) objectMeta {
-	annotations := map[string]string{}
-	for k, v := range in.Annotations {
-		if k != lastAppliedAnnotation {
-			annotations[k] = v
+// labels and the annotations keptAnnotation allows; dropped names the
+// others but lastAppliedAnnotation, quoted and sorted. Server-managed
+// fields are not read at all.
+func (a ArgoCDCluster) keptMeta(in inputMeta) (meta objectMeta, dropped []string) {
+	var annotations map[string]string
+	for _, k := range slices.Sorted(maps.Keys(in.Annotations)) {
+		switch {
+		case k == lastAppliedAnnotation:
+			continue
+		case !keptAnnotation(k):
+			dropped = append(dropped, annotationName(k))
+			continue
 		}
-	}
-	if len(annotations) == 0 {
-		annotations = nil
+		if annotations == nil {
+			annotations = map[string]string{}
+		}
+		annotations[k] = in.Annotations[k]
 	}
 	return objectMeta{
 		Name:        in.Name,
 		Namespace:   orDefault(in.Namespace, a.Namespace),
 		Labels:      in.Labels,
 		Annotations: annotations,
+	}, dropped
+}
+
+// annotationName quotes an annotation key for a report. A key that is not
+// a valid qualified name is not shown: it is not a name a tool wrote.
+func annotationName(key string) string {
+	if len(validation.IsQualifiedName(key)) > 0 {
+		return "(a key that is not a qualified name)"
 	}
+	return strconv.Quote(key)
 }
 
 func orDefault(s, def string) string {

@@ -110,9 +110,11 @@ func TestFromSecret(t *testing.T) {
 		wantErr     string
 	}{
 		{name: "kubectl List", a: from(list), golden: "argocd-cluster-from-secret-list.yaml", wantReports: []string{
+			annotationsLeftOut("argocd/dev-cluster", "example.com/owner", "kapp.k14s.io/original"),
 			"brokercred: left out argocd/broken-config: config is not a JSON object; fix the Secret's config key, or write the Secret anew with brokercred config argocd-cluster --name NAME --server URL",
 			"brokercred: left out argocd/no-server: has no server key; add the remote API server's https URL to the Secret as server",
-			"brokercred: left out argocd/userinfo-server: server is not an https URL without user info; fix the Secret's server key",
+			"brokercred: left out argocd/userinfo-server: server holds user info (USER:PASSWORD@), which would put a credential in the config; fix the Secret's server key to the remote API server's https URL",
+			"brokercred: left out argocd/query-server: server has a query or fragment, which can hold a credential; fix the Secret's server key to the remote API server's https URL",
 			"brokercred: left out argocd/bad-base64: data.password is not base64; give the Secret as kubectl get prints it, or the value in clear under stringData",
 			"brokercred: left out argocd/repo-creds: is not an Argo CD cluster Secret (no label argocd.argoproj.io/secret-type: cluster); select Secrets with -l argocd.argoproj.io/secret-type=cluster",
 			`brokercred: left out argocd/broker-ca: is not a Secret (kind "ConfigMap"); give only Secrets, from kubectl get secret`,
@@ -139,7 +141,7 @@ func TestFromSecret(t *testing.T) {
 		{name: "none of a List converted", a: from("-"), stdin: "apiVersion: v1\nkind: List\nitems:\n- " + indent(secretYAML("a", "")) + "- " + indent(secretYAML("b", "http://b.example.com")),
 			wantReports: []string{
 				"brokercred: left out argocd/a: has no server key; add the remote API server's https URL to the Secret as server",
-				"brokercred: left out argocd/b: server is not an https URL without user info; fix the Secret's server key",
+				`brokercred: left out argocd/b: server "http://b.example.com" is not an https URL; fix the Secret's server key to the remote API server's https URL`,
 			},
 			wantErr: "none of the 2 Secrets in --from-secret - was converted; fix the causes reported above"},
 		{name: "empty List", a: from("-"), stdin: "apiVersion: v1\nitems: []\nkind: List\nmetadata:\n  resourceVersion: \"\"\n",
@@ -229,11 +231,14 @@ func TestFromSecretKeepsAndDrops(t *testing.T) {
 	}
 	wantMeta := map[string]any{
 		"name": "dev-cluster", "namespace": "argocd",
-		"labels":      map[string]any{SecretTypeLabel: "cluster", "example.com/clustername": "dev-cluster"},
-		"annotations": map[string]any{"example.com/owner": "platform-team", "managed-by": "argocd.argoproj.io"},
+		"labels": map[string]any{SecretTypeLabel: "cluster", "example.com/clustername": "dev-cluster"},
+		"annotations": map[string]any{
+			"argocd.argoproj.io/tracking-id": "clusters:/Secret:argocd/dev-cluster", "managed-by": "argocd.argoproj.io",
+			"meta.helm.sh/release-name": "clusters", "meta.helm.sh/release-namespace": "argocd",
+		},
 	}
 	if !reflect.DeepEqual(dev["metadata"], wantMeta) {
-		t.Errorf("metadata (-want +got):\n-%v\n+%v\n(resourceVersion, uid, creationTimestamp, managedFields and the last-applied annotation must go)", wantMeta, dev["metadata"])
+		t.Errorf("metadata (-want +got):\n-%v\n+%v\n(resourceVersion, uid, creationTimestamp, managedFields and every annotation but Argo CD's and Helm's must go)", wantMeta, dev["metadata"])
 	}
 	data, _ := dev["stringData"].(map[string]any)
 	config, _ := data["config"].(string)
@@ -265,6 +270,17 @@ func TestFromSecretKeepsAndDrops(t *testing.T) {
 	if epc["command"] != DefaultCommand || !reflect.DeepEqual(epc["args"], wantArgs) || epc["env"] != nil {
 		t.Errorf("execProviderConfig = %v, want brokercred's with args %v and no env", epc, wantArgs)
 	}
+}
+
+// annotationsLeftOut is the report line for the annotations keys of the
+// Secret ref left out of its conversion.
+func annotationsLeftOut(ref string, keys ...string) string {
+	quoted := make([]string, len(keys))
+	for i, k := range keys {
+		quoted[i] = `"` + k + `"`
+	}
+	return "brokercred: " + ref + ": left out annotations " + strings.Join(quoted, ", ") +
+		", as only Argo CD's (argocd.argoproj.io/*, managed-by) and Helm's (meta.helm.sh/release-*) are sure to hold no old credential; add back after review those you need"
 }
 
 // secretYAML is a cluster Secret in argocd with the name key name (none
@@ -327,7 +343,7 @@ func TestFromSecretCLI(t *testing.T) {
 		wantStderrRe string
 	}{
 		{"some converted", filepath.Join("testdata", "from-secret-list.yaml"), 0, string(want),
-			`^(brokercred: left out argocd/[a-z0-9-]+: [^\n]+; [^\n]+\n){6}$`},
+			`^brokercred: argocd/dev-cluster: left out annotations [^\n]+; [^\n]+\n(brokercred: left out argocd/[a-z0-9-]+: [^\n]+; [^\n]+\n){7}$`},
 		{"none converted", allBad, 1, "",
 			`^brokercred: left out argocd/a: has no server key; [^\n]+\nbrokercred: error: none of the 1 Secrets in --from-secret \S+ was converted; fix the causes reported above\n$`},
 	} {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -28,8 +29,6 @@ const (
 	// so this holds thousands; the volume counts against the container's
 	// memory limit.
 	cacheSizeLimit = "8Mi"
-	// cacheDirEnv is the environment variable that points brokercred at the cache.
-	cacheDirEnv = "BROKERCRED_CACHE_DIR"
 )
 
 // HelmValues are values for the argo-cd Helm chart that install brokercred
@@ -128,8 +127,11 @@ func (h HelmValues) YAML() ([]byte, error) {
 }
 
 func (h HelmValues) values() (helmValues, error) {
-	if !path.IsAbs(h.Command) || path.Base(h.Command) != "brokercred" {
-		return helmValues{}, fmt.Errorf("command %q is not an absolute path ending in /brokercred, the name install writes; set --command like %s", h.Command, DefaultCommand)
+	if !path.IsAbs(h.Command) || path.Clean(h.Command) != h.Command || path.Base(h.Command) != "brokercred" {
+		return helmValues{}, fmt.Errorf("command %q is not a clean absolute path ending in /brokercred, the name install writes; set --command like %s", h.Command, DefaultCommand)
+	}
+	if err := h.checkMounts(); err != nil {
+		return helmValues{}, err
 	}
 	if err := checkNoInsecureHTTP(h.Options); err != nil {
 		return helmValues{}, err
@@ -191,11 +193,78 @@ func (h HelmValues) caMount() (*caSource, error) {
 		return nil, fmt.Errorf("--ca-file %q is not a clean absolute path, so the CA cannot be mounted there; set --ca-file like /etc/brokercred/ca.crt", file)
 	}
 	for _, dir := range []string{path.Dir(h.Command), h.cacheDir()} {
-		if file == dir || strings.HasPrefix(file, dir+"/") {
+		if inDir(file, dir) {
 			return nil, fmt.Errorf("--ca-file %s lies in %s, which holds brokercred's own emptyDir; set --ca-file outside it, like /etc/brokercred/ca.crt", file, dir)
 		}
 	}
 	return &caSource{configMap: name, key: key, file: file}, nil
+}
+
+// neededDirs are directories that an emptyDir mounted at them, or above
+// them, would hide from the container: those of any Linux image, and the
+// Argo CD image's own (its binaries in /usr/local/bin, its home in
+// /home/argocd, its TLS and SSH settings under /app/config).
+var neededDirs = []string{
+	"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/etc/ssl/certs",
+	"/usr/bin", "/usr/sbin", "/usr/lib", "/usr/libexec", "/usr/share",
+	"/usr/local/bin", "/usr/local/sbin", "/usr/local/lib", "/home/argocd", "/app/config", "/root",
+	"/tmp", "/var/tmp", "/var/lib", "/var/cache", "/var/log", "/opt", "/srv", "/mnt", "/media", "/boot",
+}
+
+// filledDirs are directories the kernel or the kubelet fills: nothing of
+// brokercred's is mounted in them. The ServiceAccount token lives in
+// /var/run/secrets (/var/run is /run).
+var filledDirs = []string{"/proc", "/sys", "/dev", "/run", "/var/run"}
+
+// checkMounts refuses a tools directory (that of Command) or a cache
+// directory that is not a directory of its own (see checkOwnDir), and the
+// two at one place or one inside the other, where their emptyDirs would
+// clash.
+func (h HelmValues) checkMounts() error {
+	tools, cache := path.Dir(h.Command), h.cacheDir()
+	if err := h.checkOwnDir(tools, "--command "+h.Command, "set --command to a directory of its own, like "+DefaultCommand); err != nil {
+		return err
+	}
+	if !path.IsAbs(cache) || path.Clean(cache) != cache {
+		return fmt.Errorf("--cache-dir %q is not a clean absolute path; set --cache-dir to a directory of its own, like %s", cache, DefaultCacheDir)
+	}
+	if err := h.checkOwnDir(cache, "--cache-dir "+cache, "set --cache-dir to a directory of its own, like "+DefaultCacheDir); err != nil {
+		return err
+	}
+	if inDir(cache, tools) || inDir(tools, cache) {
+		return fmt.Errorf("--cache-dir %s and the tools directory %s of --command are one or nest, so their emptyDirs would clash; set --cache-dir apart from it, like %s", cache, tools, DefaultCacheDir)
+	}
+	return nil
+}
+
+// checkOwnDir refuses dir, a clean absolute path, as the mountPath of an
+// emptyDir unless it is a directory of its own: not /, hiding none of
+// neededDirs nor the directory of --token-file, and in none of filledDirs.
+// flag says which setting put the emptyDir there, fix how to move it.
+func (h HelmValues) checkOwnDir(dir, flag, fix string) error {
+	if dir == "/" {
+		return fmt.Errorf("%s puts an emptyDir at /, over the container's whole filesystem; %s", flag, fix)
+	}
+	for _, filled := range filledDirs {
+		if inDir(dir, filled) {
+			return fmt.Errorf("%s puts an emptyDir at %s, inside %s, which the kubelet or the kernel fills (the ServiceAccount token is in /var/run/secrets); %s", flag, dir, filled, fix)
+		}
+	}
+	needed := neededDirs
+	if path.IsAbs(h.TokenFile) {
+		needed = append(slices.Clip(needed), path.Dir(path.Clean(h.TokenFile)))
+	}
+	for _, n := range needed {
+		if inDir(n, dir) {
+			return fmt.Errorf("%s puts an emptyDir at %s, which would hide %s that the container needs; %s", flag, dir, n, fix)
+		}
+	}
+	return nil
+}
+
+// inDir reports whether the clean absolute path p is dir or lies inside it.
+func inDir(p, dir string) bool {
+	return p == dir || strings.HasPrefix(p, strings.TrimSuffix(dir, "/")+"/")
 }
 
 // cacheDir is where CacheVolume is mounted.
@@ -243,13 +312,16 @@ func (h HelmValues) component(image string, ca *caSource) component {
 	return c
 }
 
-// env is the cache dir and every broker flag that differs from its default,
-// as BROKERCRED_* variables: settings shared by every cluster Secret.
+// env is every broker flag that differs from its default, the cache dir
+// always among them, as the variables token.Options' env tags name, in
+// the order it declares them: settings shared by every cluster Secret.
 func (h HelmValues) env(cacheDir string) []envVar {
-	env := []envVar{{Name: cacheDirEnv, Value: cacheDir}}
-	for _, f := range changedFlags(h.Options) {
+	o := h.Options
+	o.CacheDir = cacheDir
+	var env []envVar
+	for _, f := range changedFlags(o) {
 		name, _, _ := strings.Cut(f.env, ",") // kong allows several; the first is canonical
-		if name == "" || name == cacheDirEnv {
+		if name == "" {
 			continue
 		}
 		env = append(env, envVar{Name: name, Value: formatValue(f.value)})

@@ -24,7 +24,7 @@ const maxTargetLen = 253
 // a cluster Secret or a ClusterProfile cannot point the broker at a cluster
 // this installation may not reach.
 func (o Options) resolveTarget(info plugin.ExecInfo) (string, error) {
-	key := o.clusterConfigKey()
+	key := o.ClusterNameKey()
 	fromCluster, err := clusterName(info.ClusterConfig, key)
 	if err != nil {
 		return "", err
@@ -67,7 +67,9 @@ func isAlnum(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }
 
-func (o Options) clusterConfigKey() string {
+// ClusterNameKey is the key of the cluster's exec config that names the
+// target: ClusterConfigKey, or DefaultClusterConfigKey when it is empty.
+func (o Options) ClusterNameKey() string {
 	if o.ClusterConfigKey == "" {
 		return DefaultClusterConfigKey
 	}
