@@ -147,10 +147,10 @@ func visibleFlags(flags []*kong.Flag) []*kong.Flag {
 	return out
 }
 
-// flagSignature identifies a flag by everything the reference shows of it,
-// so that a flag two commands share is documented once.
+// flagSignature identifies a flag by what the reference shows of it but its
+// env vars, so that a flag two commands share is documented once.
 func flagSignature(f *kong.Flag) string {
-	return fmt.Sprintf("%q %q %q %v %q %q", f.Name, f.Short, f.Envs, f.HasDefault, f.Default, f.Help)
+	return fmt.Sprintf("%q %q %v %q %q", f.Name, f.Short, f.HasDefault, f.Default, f.Help)
 }
 
 // flagTables renders the reference of every command: the global flags, then
@@ -168,8 +168,8 @@ func flagTables(app *kong.Application, protocols []string) (string, error) {
 			fmt.Fprintf(&b, "\nArgument `%s`: %s\n", strings.ToUpper(arg.Name), arg.Help)
 		}
 		own := cmd.flags
-		if base, ok := largestSubset(done, cmd); ok {
-			fmt.Fprintf(&b, "\nTakes every flag of [`brokercred %s`](#%s), and:\n", base.path, anchor("`brokercred "+base.path+"`"))
+		if base, envs, ok := largestSubset(done, cmd); ok {
+			fmt.Fprintf(&b, "\nTakes every flag of [`brokercred %s`](#%s)%s, and:\n", base.path, anchor("`brokercred "+base.path+"`"), envs)
 			own = without(cmd.flags, base.flags)
 		}
 		if err := writeGroupedFlags(&b, own, protocols); err != nil {
@@ -182,16 +182,41 @@ func flagTables(app *kong.Application, protocols []string) (string, error) {
 }
 
 // largestSubset is the earlier command with the most flags all of which cmd
-// also takes.
-func largestSubset(earlier []command, cmd command) (command, bool) {
-	var best command
-	found := false
+// also takes, and how cmd reads their env vars: as that command does
+// (empty), or not at all. A command that takes the flags with other env
+// vars has no such base.
+func largestSubset(earlier []command, cmd command) (base command, envs string, found bool) {
 	for _, e := range earlier {
-		if len(e.flags) > 0 && len(without(e.flags, cmd.flags)) == 0 && (!found || len(e.flags) > len(best.flags)) {
-			best, found = e, true
+		if len(e.flags) == 0 || len(without(e.flags, cmd.flags)) > 0 || found && len(e.flags) <= len(base.flags) {
+			continue
+		}
+		if how, ok := envsAsIn(e.flags, cmd.flags); ok {
+			base, envs, found = e, how, true
 		}
 	}
-	return best, found
+	return base, envs, found
+}
+
+// envsAsIn says how flags, taken over from base, read their env vars: as in
+// base (empty), or not at all; false when neither.
+func envsAsIn(base, flags []*kong.Flag) (string, bool) {
+	same, none := true, true
+	for _, f := range flags {
+		for _, b := range base {
+			if flagSignature(b) != flagSignature(f) {
+				continue
+			}
+			same = same && slices.Equal(b.Envs, f.Envs)
+			none = none && len(f.Envs) == 0
+		}
+	}
+	switch {
+	case same:
+		return "", true
+	case none:
+		return " from the command line only (their env vars are not read)", true
+	}
+	return "", false
 }
 
 // without is flags less those whose signature is in drop.
