@@ -49,7 +49,7 @@ var groupTitles = map[string]string{
 // program: every other --flag a page names must be one of brokercred's.
 var otherProgramsFlags = map[string][]string{
 	"az":             {"assignee", "audiences", "enable-oidc-issuer", "id", "identity-name", "issuer", "parameters", "query", "scope", "subject"},
-	"kubectl":        {"kuberc", "raw"},
+	"kubectl":        {"clusterrole", "context", "duration", "group", "kuberc", "raw", "serviceaccount", "user"},
 	"kube-apiserver": {"authentication-config"},
 	"Keycloak":       {"features"},
 	"vault":          {"role"},
