@@ -16,11 +16,11 @@ import (
 	"github.com/brokercred/brokercred/internal/testkit"
 )
 
-// readmeInstallPath is where the README's recipes install brokercred; the
+// readmeInstallPath is where the recipes in docs/ install brokercred; the
 // test puts the path of the binary it built in its place.
 const readmeInstallPath = "/usr/local/bin/brokercred"
 
-// TestKubercAllowlist runs the README's kuberc recipe through every kubectl
+// TestKubercAllowlist runs the kuberc recipe of docs/kubectl.md through every kubectl
 // 1.35 or later on this machine: with credentialPluginPolicy Allowlist
 // naming brokercred by its full path, the kubeconfig that `brokercred config
 // kubeconfig` prints works; the same binary at a path not on the list is
@@ -102,11 +102,11 @@ func kubectlMinor(t *testing.T, path string) (int, bool) {
 	return minor, err == nil
 }
 
-// readmeKuberc is the kuberc of the README's kubectl recipe: its yaml block
+// readmeKuberc is the kuberc of docs/kubectl.md: its yaml block
 // of kind Preference.
 func readmeKuberc(t *testing.T) string {
 	t.Helper()
-	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	readme, err := os.ReadFile(filepath.Join("..", "..", "docs", "kubectl.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +115,7 @@ func readmeKuberc(t *testing.T) string {
 			return string(m[1])
 		}
 	}
-	t.Fatal("README.md has no yaml block of kind Preference (the kuberc recipe)")
+	t.Fatal("docs/kubectl.md has no yaml block of kind Preference (the kuberc recipe)")
 	return ""
 }
 
