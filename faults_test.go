@@ -262,7 +262,7 @@ var (
 )
 
 func faultCases() []faultCase {
-	return []faultCase{
+	return append(servedRecordFaults(), []faultCase{
 		// Broker faults.
 		{
 			name: "connection refused",
@@ -979,7 +979,7 @@ func faultCases() []faultCase {
 				}
 			},
 		},
-	}
+	}...)
 }
 
 // jsonAnswer is a broker answer in the JSON shape: token, stating that it

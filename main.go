@@ -11,13 +11,13 @@ import (
 	"reflect"
 	"runtime"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/alecthomas/kong"
 
 	"github.com/brokercred/brokercred/internal/cache"
+	"github.com/brokercred/brokercred/internal/caller"
 	"github.com/brokercred/brokercred/internal/config"
 	"github.com/brokercred/brokercred/internal/install"
 	"github.com/brokercred/brokercred/internal/plugin"
@@ -66,13 +66,16 @@ type tokenCmd struct {
 }
 
 func (c *tokenCmd) Run(g *globals, secrets *secret.Set) error {
-	return token.Run(context.Background(), c.Options, token.Env{
+	env := token.Env{
 		ExecInfo: os.Getenv(plugin.ExecInfoEnv),
 		Stdout:   os.Stdout,
 		Log:      logger(g.Verbose, secrets),
-		Caller:   caller(),
 		Secrets:  secrets,
-	})
+	}
+	if env.ExecInfo != "" { // only client-go's calls are judged by whom they serve
+		env.Caller = caller.Name(os.Getppid(), os.Args[1:], os.Environ(), env.ExecInfo)
+	}
+	return token.Run(context.Background(), c.Options, env)
 }
 
 type printTokenCmd struct {
@@ -106,16 +109,6 @@ func (c *runCmd) Run(g *globals, secrets *secret.Set) error {
 		return err
 	}
 	return cmd.Exec(cred.Value, os.Environ())
-}
-
-// caller names the client process brokercred serves: its parent. A parent
-// of 0 or 1 (the entrypoint of a container, an orphan adopted by init) is
-// no client that holds a credential, so it names none.
-func caller() string {
-	if ppid := os.Getppid(); ppid > 1 {
-		return strconv.Itoa(ppid)
-	}
-	return ""
 }
 
 type doctorCmd struct {

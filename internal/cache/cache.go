@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/adrg/xdg"
@@ -65,14 +66,20 @@ type Entry struct {
 	Label   Label     `json:"label"`
 	Token   string    `json:"token"`
 	Expiry  time.Time `json:"expiry"`
-	Issued  time.Time `json:"issued"`           // when brokercred obtained the token
-	Forced  bool      `json:"forced,omitempty"` // fetched because the previous token was refused
+	Issued  time.Time `json:"issued"` // when brokercred obtained the token
+	// ExpirySource says who set Expiry ("default-ttl" when nobody stated
+	// it), so a reader with other limits can judge it; empty is unknown.
+	ExpirySource string `json:"expiry_source,omitempty"`
 }
 
 // Cache is an open cache directory. The zero value is not usable; use Open.
 type Cache struct {
 	dir  string   // the user's private directory
 	root *os.Root // dir, opened once: nothing outside it is ever touched
+	// lockDir is where lock files are opened: dir through an open file
+	// descriptor (dirFile) where the system allows, else dir.
+	lockDir string
+	dirFile *os.File
 }
 
 // Open opens the cache under dir (DefaultDir when empty): a subdirectory
@@ -106,11 +113,35 @@ func Open(dir string) (*Cache, error) {
 		root.Close()
 		return nil, fmt.Errorf("cache dir %s changed while it was opened; check who else writes to %s", sub, dir)
 	}
-	return &Cache{dir: sub, root: root}, nil
+	c := &Cache{dir: sub, root: root}
+	c.lockDir, c.dirFile = lockDir(sub, info)
+	return c, nil
+}
+
+// lockDir is the path locks are opened under: on Linux, the opened
+// directory itself through /proc/self/fd, which no rename of sub or of a
+// directory above it can redirect; elsewhere sub, whose locks Lock checks
+// after taking them. dirFile keeps the directory open for the first.
+func lockDir(sub string, want os.FileInfo) (string, *os.File) {
+	f, err := os.Open(sub)
+	if err != nil {
+		return sub, nil
+	}
+	path := fmt.Sprintf("/proc/self/fd/%d", f.Fd())
+	if info, err := os.Stat(path); err != nil || !os.SameFile(info, want) {
+		f.Close()
+		return sub, nil
+	}
+	return path, f
 }
 
 // Close releases the directory.
-func (c *Cache) Close() error { return c.root.Close() }
+func (c *Cache) Close() error {
+	if c.dirFile != nil {
+		c.dirFile.Close()
+	}
+	return c.root.Close()
+}
 
 // Dir is the user's private cache directory.
 func (c *Cache) Dir() string { return c.dir }
@@ -134,36 +165,78 @@ func (c *Cache) Get(k Key, now time.Time) (Entry, error) {
 	return e, nil
 }
 
-// read opens one entry file without following a symbolic link and without
-// blocking (a FIFO planted there cannot hang the call), and checks it.
+// read opens one entry file (see openPrivate) and decodes it.
 func (c *Cache) read(file string) (Entry, error) {
-	linfo, err := c.root.Lstat(file)
-	if errors.Is(err, fs.ErrNotExist) {
-		return Entry{}, errors.New("no entry")
-	}
+	f, err := c.openPrivate(file, "entry")
 	if err != nil {
-		return Entry{}, errors.New("entry unreadable")
-	}
-	if !linfo.Mode().IsRegular() {
-		return Entry{}, fmt.Errorf("entry is not a regular file (%s)", linfo.Mode().Type())
-	}
-	f, err := c.root.OpenFile(file, os.O_RDONLY|openNonBlock, 0)
-	if err != nil {
-		return Entry{}, errors.New("entry unreadable")
+		return Entry{}, err
 	}
 	defer f.Close()
-	info, err := f.Stat()
-	if err != nil || !os.SameFile(linfo, info) {
-		return Entry{}, errors.New("entry changed while it was opened")
-	}
-	if reason := privateFile(info, filepath.Join(c.dir, file)); reason != "" {
-		return Entry{}, errors.New(reason)
-	}
 	e, reason := decodeEntry(f)
 	if reason != "" {
 		return Entry{}, errors.New(reason)
 	}
 	return e, nil
+}
+
+// openPrivate opens file for reading without following a symbolic link and
+// without blocking (a FIFO planted there cannot hang the call), and only if
+// it is a regular file private to this user; what names the file in errors.
+func (c *Cache) openPrivate(file, what string) (*os.File, error) {
+	linfo, err := c.root.Lstat(file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, errors.New("no " + what)
+	}
+	if err != nil {
+		return nil, errors.New(what + " unreadable")
+	}
+	if !linfo.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file (%s)", what, linfo.Mode().Type())
+	}
+	f, err := c.root.OpenFile(file, os.O_RDONLY|openNonBlock, 0)
+	if err != nil {
+		return nil, errors.New(what + " unreadable")
+	}
+	info, err := f.Stat()
+	if err != nil || !os.SameFile(linfo, info) {
+		f.Close()
+		return nil, errors.New(what + " changed while it was opened")
+	}
+	if reason := privateFile(info, filepath.Join(c.dir, file)); reason != "" {
+		f.Close()
+		return nil, errors.New(reason)
+	}
+	return f, nil
+}
+
+// readSmall reads a private file of at most max bytes (see openPrivate).
+func (c *Cache) readSmall(file, what string, max int64) ([]byte, error) {
+	f, err := c.openPrivate(file, what)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil || int64(len(data)) > max {
+		return nil, errors.New(what + " unreadable")
+	}
+	return data, nil
+}
+
+// writeNew replaces file by a new private file holding data. It never
+// writes through what was there: whatever sat at the name (a FIFO, a link,
+// another user's file) is removed first, and the file is created only if
+// the name is then free.
+func (c *Cache) writeNew(file string, data []byte) error {
+	if err := c.root.Remove(file); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	f, err := c.root.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, werr := f.Write(data)
+	return errors.Join(werr, f.Close())
 }
 
 // maxEntry caps how much of an entry file is read: entries hold one token
@@ -194,14 +267,22 @@ func decodeEntry(r io.Reader) (Entry, string) {
 // holds a key's lock at a time; other keys are not blocked. The lock dies
 // with its process, so a killed holder never blocks the next call.
 func (c *Cache) Lock(ctx context.Context, k Key) (unlock func(), err error) {
-	l := flock.New(filepath.Join(c.dir, k.name()+".lock"),
+	file := k.name() + ".lock"
+	l := flock.New(filepath.Join(c.lockDir, file),
 		flock.SetFlag(os.O_CREATE|os.O_RDWR|openNoFollow|openNonBlock), flock.SetPermissions(0o600))
 	ok, err := l.TryLockContext(ctx, lockPoll)
 	if err != nil || !ok {
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("wait for cache lock %s: %w", l.Path(), ctx.Err())
+			return nil, fmt.Errorf("wait for cache lock %s: %w", filepath.Join(c.dir, file), ctx.Err())
 		}
-		return nil, fmt.Errorf("take cache lock %s: %w", l.Path(), err)
+		return nil, fmt.Errorf("take cache lock %s: %w", filepath.Join(c.dir, file), err)
+	}
+	// The lock must be the one in the directory the entries are read from.
+	held, herr := l.Stat()
+	inRoot, rerr := c.root.Lstat(file)
+	if herr != nil || rerr != nil || !os.SameFile(held, inRoot) {
+		_ = l.Unlock()
+		return nil, fmt.Errorf("cache lock %s is not in the cache directory (it was moved or replaced); check who else writes to %s", filepath.Join(c.dir, file), filepath.Dir(c.dir))
 	}
 	return func() { _ = l.Unlock() }, nil
 }
@@ -258,22 +339,33 @@ func (c *Cache) createTemp() (*os.File, error) {
 	return nil, errors.New("no free temp file name")
 }
 
-// Served records that e, the entry for k, was handed to caller (any
-// printable name, such as a parent process id) and reports whether it had
-// been handed to that caller before. A caller that comes back for the same
-// entry while it is fresh had it refused. The record is a small file beside
-// the entry, removed by the next Put.
+// maxServed bounds the served records kept per entry: past it, a new
+// caller's record replaces them all. Each record is a few dozen bytes; an
+// entry that lives a day may be served to thousands of short-lived callers.
+const maxServed = 32
+
+// Served records that e, the entry for k, was handed to caller (a short
+// name safe in a file name, such as caller.Name gives) and reports whether
+// it had been handed to that caller before. A caller that comes back for the
+// same entry while it is fresh had it refused. The record is a small file
+// beside the entry, removed by the next Put; past maxServed records for an
+// entry, all are dropped, which costs a caller that comes back at most one
+// more serving of its refused token. A record that cannot be read or
+// written is an error: never a refusal.
 func (c *Cache) Served(k Key, caller string, e Entry) (again bool, err error) {
-	file := k.name() + ".served-" + caller
-	mark := e.Issued.UTC().Format(time.RFC3339Nano)
-	if linfo, err := c.root.Lstat(file); err == nil && linfo.Mode().IsRegular() && linfo.Size() == int64(len(mark)) {
-		if old, err := c.root.ReadFile(file); err == nil && string(old) == mark {
-			return true, nil
-		}
+	if caller == "" || strings.ContainsAny(caller, `/\.`) {
+		return false, fmt.Errorf("caller name %q is not a file name", caller)
 	}
-	// Written in place, not renamed: a torn record reads as another entry's,
-	// which only means one more first serving.
-	if err := c.root.WriteFile(file, []byte(mark), 0o600); err != nil {
+	name := k.name()
+	file := name + ".served-" + caller
+	mark := e.Issued.UTC().Format(time.RFC3339Nano)
+	if old, err := c.readSmall(file, "served record", 64); err == nil && string(old) == mark {
+		return true, nil
+	}
+	if records, _ := fs.Glob(c.root.FS(), name+".served-*"); len(records) >= maxServed {
+		c.removeServed(name)
+	}
+	if err := c.writeNew(file, []byte(mark)); err != nil {
 		return false, fmt.Errorf("record serving: %w", err)
 	}
 	return false, nil
@@ -285,6 +377,25 @@ func (c *Cache) removeServed(name string) {
 	for _, f := range files {
 		_ = c.root.Remove(f)
 	}
+}
+
+// Throttle reports whether at least every has passed since the last time
+// it allowed k at (never allowed counts as long ago), and if so records at
+// as that time. Hold k's lock. The record survives Put, so a caller can
+// throttle what it does to an entry however often the entry is replaced. A
+// record that cannot be written is an error: nothing is allowed that could
+// not be throttled.
+func (c *Cache) Throttle(k Key, at time.Time, every time.Duration) (allowed bool, err error) {
+	file := k.name() + ".throttle"
+	if data, err := c.readSmall(file, "throttle record", 64); err == nil {
+		if last, err := time.Parse(time.RFC3339Nano, string(data)); err == nil && at.Sub(last) < every && !at.Before(last) {
+			return false, nil
+		}
+	}
+	if err := c.writeNew(file, []byte(at.UTC().Format(time.RFC3339Nano))); err != nil {
+		return false, fmt.Errorf("record throttle: %w", err)
+	}
+	return true, nil
 }
 
 // List returns every readable entry, expired ones included, in no set
@@ -318,6 +429,7 @@ func (c *Cache) Clear(match func(Entry) bool) (int, error) {
 		}
 		name := file[:len(file)-len(".json")]
 		_ = c.root.Remove(name + ".lock")
+		_ = c.root.Remove(name + ".throttle")
 		c.removeServed(name)
 		n++
 		return nil

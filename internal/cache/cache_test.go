@@ -312,3 +312,20 @@ func mustGlob(t *testing.T, dir string) []string {
 	}
 	return files
 }
+
+func TestThrottleAllowsOncePerPeriodAndSurvivesPut(t *testing.T) {
+	c := open(t, t.TempDir())
+	k := Key{ID: []byte("throttled")}
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, step := range []struct {
+		after time.Duration
+		want  bool
+	}{{0, true}, {time.Second, false}, {9 * time.Second, false}, {10 * time.Second, true}, {11 * time.Second, false}} {
+		if err := c.Put(k, Entry{Token: "t", Expiry: at.Add(time.Hour), Issued: at}); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := c.Throttle(k, at.Add(step.after), 10*time.Second); got != step.want || err != nil {
+			t.Errorf("Throttle at +%s = %v, %v; want %v", step.after, got, err, step.want)
+		}
+	}
+}

@@ -71,7 +71,7 @@ func (s *Source) Token(ctx context.Context) (Obtained, error) {
 		s.Log.Debug("cache off")
 		return s.fetch(ctx)
 	}
-	if tok, _ := s.cached(); tok.Value != "" {
+	if tok, again := s.cached(); tok.Value != "" && !again {
 		return tok, nil
 	}
 	start := s.Now()
@@ -79,7 +79,7 @@ func (s *Source) Token(ctx context.Context) (Obtained, error) {
 	unlock, err := s.Cache.Lock(lockCtx, s.Key)
 	cancel()
 	if err != nil {
-		if tok, _ := s.cached(); tok.Value != "" {
+		if tok, again := s.cached(); tok.Value != "" && !again {
 			return tok, nil
 		}
 		s.Log.Info("cache unusable, continuing without it", "reason", err.Error())
@@ -89,15 +89,15 @@ func (s *Source) Token(ctx context.Context) (Obtained, error) {
 	s.Log.Debug("took cache lock", "waited", s.Now().Sub(start))
 	// Judged again under the lock: another process may have filled or
 	// replaced the entry while we waited.
-	tok, refused := s.cached()
-	if tok.Value != "" {
+	tok, again := s.cached()
+	if tok.Value != "" && !(again && s.mayReplaceRefused(tok)) {
 		return tok, nil
 	}
 	tok, err = s.fetch(ctx)
 	if err != nil {
 		return tok, err
 	}
-	if err := s.Cache.Put(s.Key, cache.Entry{Token: tok.Value, Expiry: tok.Expiry, Issued: tok.At, Forced: refused}); err != nil {
+	if err := s.Cache.Put(s.Key, cache.Entry{Token: tok.Value, Expiry: tok.Expiry, Issued: tok.At, ExpirySource: tok.ExpirySource}); err != nil {
 		s.Log.Info("cache write failed, token served uncached", "reason", err.Error())
 		return tok, nil
 	}
@@ -107,10 +107,31 @@ func (s *Source) Token(ctx context.Context) (Obtained, error) {
 	return tok, nil
 }
 
+// mayReplaceRefused decides, under the key's lock, whether the fresh token
+// tok that its caller came back for (its API server refused it) is replaced
+// now: yes, unless a refused token of this key was replaced less than
+// refusedRefreshWindow ago, or that cannot be recorded (an unwritable cache
+// must not turn every call into a broker request).
+func (s *Source) mayReplaceRefused(tok Obtained) bool {
+	target := s.Key.Label["target"]
+	allowed, err := s.Cache.Throttle(s.Key, s.Now(), refusedRefreshWindow)
+	switch {
+	case err != nil:
+		s.Log.Info("caller came back for a fresh token (its API server refused it), but the cache cannot record a replacement: serving it again", "target", target, "reason", err.Error())
+	case !allowed:
+		s.Log.Info("caller came back for a fresh token (its API server refused it), but a refused token was replaced less than the refresh window ago: serving it again",
+			"target", target, "age", s.Now().Sub(tok.At).Round(time.Millisecond), "window", refusedRefreshWindow)
+	default:
+		s.Log.Info("caller came back for a fresh token: its API server refused it; fetching a new one", "target", target)
+	}
+	return allowed
+}
+
 // cached returns the entry for the key while it is fresh by the refresh
-// margin and its caller has not come back for it; refused says the caller
-// did come back, which means its API server refused the token.
-func (s *Source) cached() (tok Obtained, refused bool) {
+// margin, its lifetime judged by this call's --max-ttl and --default-ttl
+// whoever cached it; again says this caller had been served that entry
+// before, which means its API server refused the token.
+func (s *Source) cached() (tok Obtained, again bool) {
 	now := s.Now()
 	target := s.Key.Label["target"]
 	e, err := s.Cache.Get(s.Key, now)
@@ -118,27 +139,37 @@ func (s *Source) cached() (tok Obtained, refused bool) {
 		s.Log.Debug("cache miss", "target", target, "reason", err.Error())
 		return Obtained{}, false
 	}
+	tok = Obtained{Token: broker.Token{Value: e.Token, Expiry: s.capped(e), ExpirySource: "cache"}, At: e.Issued}
 	// The wire format keeps whole seconds: judge freshness by what client-go
 	// will read, or it would come back at once in the entry's last second.
-	if !now.Before(reportedExpiry(e.Issued, e.Expiry, s.Margin).Truncate(time.Second)) {
+	if !now.Before(reportedExpiry(tok.At, tok.Expiry, s.Margin).Truncate(time.Second)) {
 		s.Log.Debug("cache miss", "target", target, "reason", "entry within the refresh margin")
 		return Obtained{}, false
 	}
 	if s.Caller != "" {
-		again, err := s.Cache.Served(s.Key, s.Caller, e)
-		switch {
-		case err != nil:
+		again, err = s.Cache.Served(s.Key, s.Caller, e)
+		if err != nil {
 			s.Log.Debug("cannot record the caller", "reason", err.Error())
-		case again && e.Forced && now.Sub(e.Issued) < refusedRefreshWindow:
-			s.Log.Info("caller came back for a fresh token (its API server refused it), but it replaced a refused one less than the refresh window ago: serving it again",
-				"target", target, "age", now.Sub(e.Issued).Round(time.Millisecond), "window", refusedRefreshWindow)
-		case again:
-			s.Log.Info("caller came back for a fresh token: its API server refused it; fetching a new one", "target", target, "caller", s.Caller)
-			return Obtained{}, true
 		}
 	}
-	s.Log.Debug("cache hit", "target", target, "expiry", e.Expiry)
-	return Obtained{Token: broker.Token{Value: e.Token, Expiry: e.Expiry, ExpirySource: "cache"}, At: e.Issued}, false
+	if !again {
+		s.Log.Debug("cache hit", "target", target, "expiry", tok.Expiry)
+	}
+	return tok, again
+}
+
+// capped is e's expiry as this call would have settled it: never beyond
+// MaxTTL after it was obtained, nor beyond DefaultTTL when nobody stated
+// its expiry.
+func (s *Source) capped(e cache.Entry) time.Time {
+	limit := e.Issued.Add(s.MaxTTL)
+	if e.ExpirySource == "default-ttl" {
+		limit = e.Issued.Add(s.DefaultTTL)
+	}
+	if e.Expiry.After(limit) {
+		return limit
+	}
+	return e.Expiry
 }
 
 // fetch asks the broker and settles the token's expiry: the broker's word

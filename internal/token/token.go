@@ -62,11 +62,12 @@ type Env struct {
 	Stdout   io.Writer        // receives the credential and nothing else
 	Log      *slog.Logger     // diagnostics; nil discards them
 	Now      func() time.Time // nil means time.Now
-	// Caller names the process the credential is for (its parent process
-	// id): a caller that asks again while its token is fresh had it
-	// refused. Only client-go's calls are judged so (it sets ExecInfo, and
-	// comes back early only after a 401); a person or a script running
-	// brokercred by hand is not. Empty turns that detection off.
+	// Caller names the client the credential is for (caller.Name: its
+	// parent process as one program and exec configuration): a caller that
+	// asks again while its token is fresh had it refused. Only client-go's
+	// calls are judged so (it sets ExecInfo, and comes back early only after
+	// a 401); a person or a script running brokercred by hand is not. Empty
+	// turns that detection off.
 	Caller string
 	// Secrets collects the secrets of the call, for the caller to scrub
 	// what it prints. Nil collects nothing.

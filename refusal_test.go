@@ -1,0 +1,123 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/discovery"
+
+	"github.com/brokercred/brokercred/internal/broker/brokertest"
+	"github.com/brokercred/brokercred/internal/testkit"
+)
+
+// refreshWindow is the least time between two replacements of a refused
+// token of one key (token.refusedRefreshWindow), plus a second.
+const refreshWindow = 11 * time.Second
+
+// TestDispatcherKubectlIsNoRefusal: the kubectl on PATH may be the Google
+// Cloud SDK's dispatcher, which runs the plugin and then execs the
+// versioned kubectl under the same process id, which runs it again. That
+// second run is a new client, not a refusal: 40 calls spread over more than
+// the refresh window make one broker request. Any kubectl holds the same.
+func TestDispatcherKubectlIsNoRefusal(t *testing.T) {
+	bins := testkit.Kubectls()
+	path, ok := bins["kubectl"]
+	if !ok {
+		t.Skip("no kubectl on PATH: install kubectl (the Google Cloud SDK's dispatcher shows the case) to run this test")
+	}
+	f := newFixture(t, withClusters("prod-east"))
+	config := f.kubeconfig(t, f.target, false)
+	start := time.Now()
+	calls := 0
+	// No sleep: calls go on until there are 40 and the window has passed.
+	for calls < 40 || time.Since(start) < refreshWindow {
+		if _, stderr, err := runKubectl(t, path, nil, "--kubeconfig", config, "get", "--raw", "/version"); err != nil {
+			t.Fatalf("kubectl call %d: %v\nstderr:\n%s", calls+1, err, redact(stderr))
+		}
+		calls++
+	}
+	if n := len(f.Broker.Requests()); n != 1 {
+		t.Errorf("%d kubectl calls over %s made %d broker requests, want 1", calls, time.Since(start).Round(time.Second), n)
+	}
+}
+
+// TestTwoAuthenticatorsInOneProcess: client-go keeps one exec authenticator
+// per exec configuration and cluster info, and Argo CD holds several for one
+// cluster. Each runs brokercred once per token lifetime: that is no
+// refusal, so two of them cost one broker request. When the API server
+// refuses the token, each recovers after its one failed request, with one
+// more broker request between them.
+func TestTwoAuthenticatorsInOneProcess(t *testing.T) {
+	f := newFixture(t, withClusters("prod-east"))
+	api := f.APIs[f.target]
+	var clients []*discovery.DiscoveryClient
+	for _, serverName := range []string{"", "example.com"} { // cluster infos that differ
+		cfg := f.restConfig(f.target, "client.authentication.k8s.io/v1")
+		cfg.ExecProvider.ProvideClusterInfo = true
+		cfg.TLSClientConfig.ServerName = serverName
+		clients = append(clients, discovery.NewDiscoveryClientForConfigOrDie(cfg))
+	}
+	version := func(i int) error {
+		_, err := clients[i].ServerVersion()
+		return err
+	}
+	for round := range 3 {
+		for i := range clients {
+			if err := version(i); err != nil {
+				t.Fatalf("round %d, client %d: %v", round, i, err)
+			}
+		}
+	}
+	if n := len(f.Broker.Requests()); n != 1 {
+		t.Fatalf("two authenticators made %d broker requests, want 1", n)
+	}
+	api.RefuseIssued()
+	for i := range clients {
+		_ = version(i) // refused: client-go does not retry it, but runs brokercred again
+		if err := version(i); err != nil {
+			t.Errorf("client %d after the refusal: %v; want the replaced token to work", i, err)
+		}
+	}
+	if n := len(f.Broker.Requests()); n != 2 {
+		t.Errorf("recovering from the refusal took %d broker requests in all, want 2", n)
+	}
+}
+
+// TestRefusedTokenRecoversThroughEveryKubectl: after the API server refuses
+// the cached token, the kubectl call after the refused one works, through
+// the dispatcher and through each versioned kubectl, with one more broker
+// request.
+func TestRefusedTokenRecoversThroughEveryKubectl(t *testing.T) {
+	bins := testkit.Kubectls()
+	if len(bins) == 0 {
+		t.Skip("no kubectl on PATH and no kubectl.1.* beside gcloud: install kubectl to run this test")
+	}
+	for _, name := range testkit.SortedNames(bins) {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t, withClusters("prod-east"))
+			config := f.kubeconfig(t, f.target, false)
+			get := func() (string, error) {
+				stdout, _, err := runKubectl(t, bins[name], nil, "--kubeconfig", config, "get", "--raw", "/version")
+				return stdout, err
+			}
+			if _, err := get(); err != nil {
+				t.Fatalf("first call: %v", err)
+			}
+			f.APIs[f.target].RefuseIssued()
+			var worked bool
+			for range 2 { // the refused call, at most, then the one after it
+				if stdout, err := get(); err == nil && strings.Contains(stdout, brokertest.APIServerVersion) {
+					worked = true
+					break
+				}
+			}
+			if !worked {
+				t.Fatal("the call after the refused one failed too: brokercred served the refused token again")
+			}
+			if n := len(f.Broker.Requests()); n != 2 {
+				t.Errorf("broker requests = %d, want 2 (the first token, its one replacement)", n)
+			}
+		})
+	}
+}
