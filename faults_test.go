@@ -262,7 +262,7 @@ var (
 )
 
 func faultCases() []faultCase {
-	return append(servedRecordFaults(), []faultCase{
+	return append(append(servedRecordFaults(), echoFaults()...), []faultCase{
 		// Broker faults.
 		{
 			name: "connection refused",

@@ -329,22 +329,31 @@ func describeSubject(podToken string) string {
 }
 
 // Fetch asks the broker at c, in protocol p, for a token for call.Target,
-// and checks what came back whatever the protocol: a usable token that is
-// not the pod token echoed back, its expiry the earlier of what the broker
-// stated and the token's own exp claim. The issued token joins call.Secrets.
+// and checks what came back whatever the protocol: a usable token that
+// holds none of the call's secrets (the pod token, a client secret, a
+// broker session token: an endpoint that echoes its request would have
+// them printed, cached and sent to the remote cluster), its expiry the
+// earlier of what the broker stated and the token's own exp claim. The
+// issued token joins call.Secrets.
 func Fetch(ctx context.Context, c *Client, p Chosen, call Call) (Token, error) {
 	if call.Target == "" {
 		return Token{}, errors.New("no target cluster; set --target or BROKERCRED_TARGET")
+	}
+	if call.Secrets == nil {
+		call.Secrets = new(secret.Set)
 	}
 	call.Secrets.Add(call.PodToken)
 	tok, err := p.protocol.fetch(ctx, c, call)
 	if err != nil {
 		return Token{}, err
 	}
-	call.Secrets.Add(tok.Value)
-	if call.PodToken != "" && strings.Contains(tok.Value, call.PodToken) {
+	switch {
+	case call.PodToken != "" && strings.Contains(tok.Value, call.PodToken):
 		return Token{}, fmt.Errorf("broker %s sent back the pod token itself instead of a token for target %q; --broker-url points at an endpoint that echoes its request: fix --broker-url", c.url.Host, call.Target)
+	case call.Secrets.Within(tok.Value):
+		return Token{}, fmt.Errorf("broker %s sent back a secret of this call (the client secret or the broker's session token) instead of a token for target %q; --broker-url points at an endpoint that echoes its request: fix --broker-url", c.url.Host, call.Target)
 	}
+	call.Secrets.Add(tok.Value)
 	return earlierOfJWT(tok), nil
 }
 

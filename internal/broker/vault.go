@@ -255,6 +255,8 @@ func isMissingRole(msg string) bool {
 // try within ctx, and a failure only reported, to call.Trace and the -v log,
 // since the identity token does not depend on it.
 func (v Vault) revoke(ctx context.Context, c *Client, call Call, vaultToken string) {
+	ctx, cancel := revokeContext(ctx)
+	defer cancel()
 	err := v.revokeSelf(ctx, c, vaultToken)
 	_ = call.step("vault revoke", "Vault token revoked", err)
 	if c.cfg.Log == nil {
@@ -265,6 +267,21 @@ func (v Vault) revoke(ctx context.Context, c *Client, call Call, vaultToken stri
 		return
 	}
 	c.cfg.Log.Debug("vault token revoked")
+}
+
+// revokeGrace is the least time a revoke gets: when the steps before it
+// used up the call's budget, the Vault token must still be revoked, or it
+// lives out its lease.
+const revokeGrace = time.Second
+
+// revokeContext is ctx's budget for the revoke, and at least revokeGrace
+// from now even when ctx has ended.
+func revokeContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline := time.Now().Add(revokeGrace)
+	if d, ok := ctx.Deadline(); ok && d.After(deadline) {
+		deadline = d
+	}
+	return context.WithDeadline(context.WithoutCancel(ctx), deadline)
 }
 
 func (v Vault) revokeSelf(ctx context.Context, c *Client, vaultToken string) error {

@@ -377,3 +377,24 @@ func TestVaultRevokeWithinTheDeadline(t *testing.T) {
 		t.Error("the context ended early")
 	}
 }
+
+// TestVaultRevokesAfterTheBudgetIsSpent: when the identity step outlives
+// the call's context, the Vault token is still revoked, with a short
+// context of the revoke's own.
+func TestVaultRevokesAfterTheBudgetIsSpent(t *testing.T) {
+	f := newVault(t, brokertest.Options{Latency: 300 * time.Millisecond}, broker.Vault{LoginRole: "argocd"})
+	c, err := broker.New(f.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The login answers at 300 ms, the token step at 600 ms: past the
+	// 500 ms budget.
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if _, err := broker.Fetch(ctx, c, f.chosen(t), broker.Call{Target: "dev", PodToken: f.pod}); err == nil {
+		t.Fatal("Fetch succeeded although its token step outlived the context")
+	}
+	if live := f.vault.LiveVaultTokens(); len(live) != 0 {
+		t.Errorf("%d Vault tokens left live after the budget ran out, want the one issued revoked", len(live))
+	}
+}

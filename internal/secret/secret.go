@@ -35,6 +35,22 @@ func (s *Set) Add(secret string) {
 	s.secrets = append(s.secrets, secret)
 }
 
+// Within reports whether text holds any secret of the set whole. A nil Set
+// holds none.
+func (s *Set) Within(text string) bool {
+	if s == nil {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, secret := range s.secrets {
+		if strings.Contains(text, secret) {
+			return true
+		}
+	}
+	return false
+}
+
 // Scrub returns text with every run of minPiece or more bytes of any secret
 // in the set replaced by "[redacted]". A nil Set returns text unchanged.
 func (s *Set) Scrub(text string) string {
