@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/brokercred/brokercred/internal/broker/brokertest"
 )
@@ -52,6 +53,46 @@ func echoFaults() []faultCase {
 			wantExit:     1,
 			wantStderr:   "sent back a secret of this call (the client secret or the broker's session token)",
 			wantRequests: 3, // login, token, revoke
+		},
+	}
+}
+
+// readLimitFaults are entries cached under one caller's limits and read by
+// a caller with tighter ones (issue 24 N5): the reader's --max-ttl and
+// --default-ttl hold on every read.
+func readLimitFaults() []faultCase {
+	return []faultCase{
+		{
+			name: "an entry cached under the default 24h --max-ttl, read with --max-ttl 5m",
+			opts: brokertest.Options{NoExp: true},
+			setup: func(t *testing.T, f *fixture) {
+				tok := f.Broker.Issue(f.target, podSubject, time.Time{})
+				f.Broker.Queue(jsonAnswer(tok, time.Now().Add(2*time.Hour).UTC().Format(time.RFC3339)))
+				f.prime(t)
+			},
+			args:         []string{"--max-ttl", "5m"},
+			wantRequests: 1,
+			check: func(t *testing.T, f *fixture, start, end time.Time, cred credential) {
+				if got := cred.Status.ExpirationTimestamp; got.After(end.Add(5 * time.Minute)) {
+					t.Errorf("expirationTimestamp is %v after the call, want at most 5m (--max-ttl)", got.Sub(end).Round(time.Second))
+				}
+			},
+		},
+		{
+			name: "an entry of unstated expiry cached under --default-ttl 10m, read with --default-ttl 30s",
+			opts: brokertest.Options{NoExp: true},
+			setup: func(t *testing.T, f *fixture) {
+				f.extra = append(f.extra, "--default-ttl", "10m")
+				f.prime(t)
+				f.extra = f.extra[:len(f.extra)-2]
+			},
+			args:         []string{"--default-ttl", "30s"},
+			wantRequests: 1,
+			check: func(t *testing.T, f *fixture, start, end time.Time, cred credential) {
+				if got := cred.Status.ExpirationTimestamp; got.After(end.Add(30 * time.Second)) {
+					t.Errorf("expirationTimestamp is %v after the call, want at most 30s (--default-ttl)", got.Sub(end).Round(time.Second))
+				}
+			},
 		},
 	}
 }

@@ -262,7 +262,7 @@ var (
 )
 
 func faultCases() []faultCase {
-	return append(append(servedRecordFaults(), echoFaults()...), []faultCase{
+	return append(append(append(servedRecordFaults(), echoFaults()...), readLimitFaults()...), []faultCase{
 		// Broker faults.
 		{
 			name: "connection refused",

@@ -329,3 +329,33 @@ func TestThrottleAllowsOncePerPeriodAndSurvivesPut(t *testing.T) {
 		}
 	}
 }
+
+// TestLockStaysInTheOpenedDirectory: another user who can rename entries of
+// the shared cache dir moves the private directory away and puts one of
+// their own at its path. The lock must still be taken in the directory the
+// entries are read from, or one herd splits into several broker requests.
+func TestLockStaysInTheOpenedDirectory(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the lock goes through /proc/self/fd on Linux only; elsewhere Lock refuses a moved directory")
+	}
+	shared := t.TempDir()
+	c := open(t, shared)
+	moved := c.dir + ".moved"
+	if err := os.Rename(c.dir, moved); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(c.dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := c.Lock(context.Background(), key)
+	if err != nil {
+		t.Fatalf("Lock: %v", err)
+	}
+	defer unlock()
+	if _, err := os.Lstat(filepath.Join(moved, key.name()+".lock")); err != nil {
+		t.Errorf("the lock is not in the opened directory: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(c.dir, key.name()+".lock")); err == nil {
+		t.Error("the lock was taken in the directory planted at the old path")
+	}
+}
