@@ -17,7 +17,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
@@ -32,8 +31,21 @@ const formatVersion = 2
 // lockPoll is how often a waiting process retries a held lock.
 const lockPoll = 5 * time.Millisecond
 
-// entryName is the file name of an entry: the hex SHA-256 of its key.
-var entryName = regexp.MustCompile(`^[0-9a-f]{64}\.json$`)
+// isEntryName reports whether file is named like an entry: the lowercase
+// hex SHA-256 of its key, then .json. (A function, not a regular
+// expression: a package-level one would be compiled on every start.)
+func isEntryName(file string) bool {
+	hash, ok := strings.CutSuffix(file, ".json")
+	if !ok || len(hash) != 2*sha256.Size {
+		return false
+	}
+	for _, c := range hash {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
 
 // DefaultDir is where the cache lives when no directory is given:
 // $XDG_CACHE_HOME/brokercred.
@@ -450,7 +462,7 @@ func (c *Cache) eachEntry(fn func(file string, e Entry, err error) error) error 
 		return fmt.Errorf("read cache %s: %w", c.dir, err)
 	}
 	for _, file := range names {
-		if !entryName.MatchString(file) {
+		if !isEntryName(file) {
 			continue
 		}
 		e, err := c.read(file)

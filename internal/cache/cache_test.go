@@ -359,3 +359,15 @@ func TestLockStaysInTheOpenedDirectory(t *testing.T) {
 		t.Error("the lock was taken in the directory planted at the old path")
 	}
 }
+
+func TestIsEntryName(t *testing.T) {
+	hash := strings.Repeat("0123456789abcdef", 4)
+	for name, want := range map[string]bool{
+		hash + ".json": true, strings.ToUpper(hash) + ".json": false, hash[1:] + ".json": false,
+		hash + "0.json": false, hash + ".lock": false, "package.json": false, hash: false,
+	} {
+		if got := isEntryName(name); got != want {
+			t.Errorf("isEntryName(%q) = %v, want %v", name, got, want)
+		}
+	}
+}

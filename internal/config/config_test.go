@@ -558,3 +558,14 @@ func TestHelmValuesEnvParsesBack(t *testing.T) {
 		t.Errorf("token flags read from the values' env (-want +got):\n-%+v\n+%+v", want, got)
 	}
 }
+
+func TestIsImageTag(t *testing.T) {
+	for version, want := range map[string]bool{
+		"1.2.3": true, "v1.2.3-rc.1": true, "_x": true, strings.Repeat("a", 128): true,
+		"": false, ".1": false, "-1": false, "1.2.3+build": false, "a/b": false, strings.Repeat("a", 129): false,
+	} {
+		if got := isImageTag(version); got != want {
+			t.Errorf("isImageTag(%q) = %v, want %v", version, got, want)
+		}
+	}
+}

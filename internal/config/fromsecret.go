@@ -162,9 +162,6 @@ type inputMeta struct {
 	Annotations map[string]string `json:"annotations"`
 }
 
-// yamlLine finds the line number in a YAML parser's error.
-var yamlLine = regexp.MustCompile(`line (\d+)`)
-
 // splitObjects reads the YAML or JSON documents in data and returns the
 // objects to convert: each document, or a List's items. isList is false
 // for a single document that is not a List. Its errors finish a sentence
@@ -184,7 +181,7 @@ func splitObjects(data []byte) (items []json.RawMessage, isList bool, err error)
 			// Parser messages can quote the input, which may hold
 			// credentials: keep only the line number.
 			where := fmt.Sprintf("document %d", n)
-			if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+			if m := regexp.MustCompile(`line (\d+)`).FindStringSubmatch(err.Error()); m != nil { // compiled only for an error
 				where += ", line " + m[1]
 			}
 			return nil, false, fmt.Errorf("does not parse as YAML or JSON (%s); give kubectl get secret -o yaml or -o json output", where)

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"path"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -151,15 +150,28 @@ func (h HelmValues) values() (helmValues, error) {
 	return helmValues{Controller: c, Server: c}, nil
 }
 
-// releaseTag matches a version that can be an image tag.
-var releaseTag = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+// isImageTag reports whether version can be an image tag: a letter, digit
+// or underscore, then at most 127 of those, dots and dashes. (A function,
+// not a regular expression: a package-level one would be compiled on every
+// start of brokercred, credential calls included.)
+func isImageTag(version string) bool {
+	if version == "" || len(version) > 128 || version[0] == '.' || version[0] == '-' {
+		return false
+	}
+	for _, c := range version {
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // image is Image, or the release image of Version.
 func (h HelmValues) image() (string, error) {
 	if h.Image != "" {
 		return h.Image, nil
 	}
-	if h.Version == "" || h.Version == "dev" || !releaseTag.MatchString(h.Version) {
+	if h.Version == "" || h.Version == "dev" || !isImageTag(h.Version) {
 		return "", fmt.Errorf("this brokercred is a development build (version %q) and has no release image; set --image to a brokercred image you built or a release, like %s:1.0.0 or %s@sha256:…", h.Version, ImageRepository, ImageRepository)
 	}
 	return ImageRepository + ":" + h.Version, nil
