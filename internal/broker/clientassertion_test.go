@@ -73,7 +73,7 @@ func TestClientAssertionSendsEveryField(t *testing.T) {
 			for k, v := range tc.want {
 				want[k] = v
 			}
-			if got := reqs[0].ClientAssertion.Encode(); got != want.Encode() {
+			if got := reqs[0].Form.Encode(); got != want.Encode() {
 				t.Errorf("form = %s\nwant   %s", got, want.Encode())
 			}
 			if reqs[0].Subject != subject || reqs[0].Authorization {

@@ -93,7 +93,7 @@ func TestExchangeSendsEveryField(t *testing.T) {
 		"connector_id":         {"kubernetes"},
 		"scope":                {"openid groups"},
 	}
-	if got := reqs[0].Exchange.Encode(); got != want.Encode() {
+	if got := reqs[0].Form.Encode(); got != want.Encode() {
 		t.Errorf("form = %s\nwant   %s", got, want.Encode())
 	}
 	if reqs[0].Subject != subject || !reqs[0].Authorization {
@@ -107,11 +107,11 @@ func TestExchangeDefaults(t *testing.T) {
 		t.Fatalf("Fetch: %v", err)
 	}
 	got := f.broker.Requests()[0]
-	if got.Exchange.Get("audience") != "dev" || got.Exchange.Get("client_id") != "public" ||
-		got.Exchange.Get("subject_token_type") != broker.TokenTypeIDToken ||
-		got.Exchange.Get("requested_token_type") != broker.TokenTypeAccessToken || got.Authorization {
+	if got.Form.Get("audience") != "dev" || got.Form.Get("client_id") != "public" ||
+		got.Form.Get("subject_token_type") != broker.TokenTypeIDToken ||
+		got.Form.Get("requested_token_type") != broker.TokenTypeAccessToken || got.Authorization {
 		t.Errorf("public client request = %v (Authorization %v); want audience=target, client_id in the form, id_token in, access_token out, no Authorization",
-			got.Exchange, got.Authorization)
+			got.Form, got.Authorization)
 	}
 }
 

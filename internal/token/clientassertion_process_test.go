@@ -82,7 +82,7 @@ func (r *assertionRemote) assertRequests(t *testing.T, n int) {
 		t.Fatalf("broker got %d requests, want %d", len(reqs), n)
 	}
 	for _, req := range reqs {
-		f := req.ClientAssertion
+		f := req.Form
 		if req.Subject != podSubject || f.Get("client_id") != clientID || f.Get("scope") != "api://"+target+"/.default" || f.Get("grant_type") != "client_credentials" {
 			t.Errorf("request = subject %q, form %v; want %s asking for api://%s/.default as %s", req.Subject, f, podSubject, target, clientID)
 		}

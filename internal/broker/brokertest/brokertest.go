@@ -2,10 +2,11 @@
 // server over real TLS on loopback, for tests and the demo, the way
 // net/http/httptest runs a fake server.
 //
-// The broker plays OpenUnison's get-target-token contract: GET
-// <URL>?targetName=T with the pod token as a Bearer credential; it answers
-// with a minute-lived ES256 JWT for T in the configured shape. The same
-// server plays token exchange at ExchangePath and Vault under VaultPrefix.
+// One Server plays every protocol brokercred speaks, each at its own
+// endpoint (Endpoint names it) and in its own file: OpenUnison's
+// get-target-token, OAuth token exchange, the OAuth client-credentials grant
+// with a client assertion, and Vault. Each mints minute-lived ES256 JWTs for
+// the target asked for, and records every request by protocol (Requests).
 // The API stub accepts only tokens that broker issued for its target and not
 // yet expired.
 package brokertest
@@ -33,19 +34,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-)
-
-// Path is where the fake broker serves get-target-token.
-const Path = "/api/get-target-token"
-
-// Shape is how the broker words a successful answer.
-type Shape int
-
-// The answer shapes real brokers give.
-const (
-	Raw            Shape = iota // the token as the whole plain-text body (OpenUnison)
-	JSON                        // {"token": …, "expirationTimestamp": …}
-	ExecCredential              // a whole client.authentication.k8s.io/v1 ExecCredential
 )
 
 // Options configure a Server. The zero value gives a Raw broker issuing
@@ -100,24 +88,26 @@ type Response struct {
 
 // Request records what one call asked for.
 type Request struct {
-	Target  string
-	Subject string // sub of the pod token; empty when it was not a JWT
+	// Protocol is the protocol the request spoke, named as brokercred's
+	// --protocol names it (one of Protocols).
+	Protocol string
+	Target   string
+	Subject  string // sub of the pod token; empty when it was not a JWT
 	// Authorization says whether the request carried an Authorization
 	// header at all, whatever its form.
 	Authorization bool
-	// Exchange is the token-exchange form, without subject_token; nil for
-	// other requests.
-	Exchange url.Values
-	// ClientAssertion is the client-credentials form, without
-	// client_assertion; nil for other requests.
-	ClientAssertion url.Values
-	// Vault is what a Vault API request carried; nil for other requests.
+	// Form is the form an OAuth token request posted (token-exchange,
+	// client-assertion) without the field that carried the pod token
+	// (subject_token, client_assertion); nil for requests without one.
+	Form url.Values
+	// Vault is what a Vault API request carried; nil for other protocols'.
 	Vault *VaultRequest
 }
 
 // Server is a running fake broker.
 type Server struct {
-	// URL is the full broker endpoint: https://127.0.0.1:PORT/api/get-target-token.
+	// URL is the get-target-token endpoint,
+	// https://127.0.0.1:PORT/api/get-target-token: Endpoint("get-target-token").
 	URL string
 
 	srv  *httptest.Server
@@ -187,59 +177,93 @@ func (s *Server) Issued() []string {
 	return append([]string(nil), s.issued...)
 }
 
+// Secrets returns every secret the fake handed out so far: the tokens it
+// minted (Issued) and the Vault tokens of its logins (VaultTokens), so a test
+// can check none of them leaked.
+func (s *Server) Secrets() []string {
+	return append(s.Issued(), s.VaultTokens()...)
+}
+
+// route is how the fake serves one protocol: the protocol's name as
+// brokercred's --protocol names it, the path of the endpoint --broker-url
+// names, the paths it answers (endpoint alone, or every path under prefix
+// when prefix is set), and its handler, which lives in the protocol's file.
+type route struct {
+	protocol string
+	endpoint string
+	prefix   string
+	serve    func(s *Server, w http.ResponseWriter, r *http.Request)
+}
+
+// routes are the protocols the fake serves, one line each: a new protocol's
+// fake is a file with its handler, and a line here.
+func routes() []route {
+	return []route{
+		{protocol: "get-target-token", endpoint: Path, serve: (*Server).serveGetTargetToken},
+		{protocol: "token-exchange", endpoint: ExchangePath, serve: (*Server).serveExchange},
+		{protocol: "vault", prefix: VaultPrefix, serve: (*Server).serveVault},
+		{protocol: "client-assertion", endpoint: ClientAssertionPath, serve: (*Server).serveClientAssertion},
+	}
+}
+
+// Protocols lists the protocols the fake serves, by the names brokercred's
+// --protocol gives them.
+func Protocols() []string {
+	var names []string
+	for _, rt := range routes() {
+		names = append(names, rt.protocol)
+	}
+	return names
+}
+
+// Endpoint is the --broker-url at which the fake serves protocol (one of
+// Protocols), or "" for a protocol it does not serve.
+func (s *Server) Endpoint(protocol string) string {
+	for _, rt := range routes() {
+		if rt.protocol == protocol {
+			return s.srv.URL + rt.endpoint
+		}
+	}
+	return ""
+}
+
+// routeOf is the route that answers path.
+func routeOf(path string) (route, bool) {
+	for _, rt := range routes() {
+		if path == rt.endpoint && rt.prefix == "" || rt.prefix != "" && strings.HasPrefix(path, rt.prefix) {
+			return rt, true
+		}
+	}
+	return route{}, false
+}
+
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if s.opts.Latency > 0 {
 		time.Sleep(s.opts.Latency)
 	}
-	switch r.URL.Path {
-	case ExchangePath:
-		s.serveExchange(w, r)
-		return
-	case ClientAssertionPath:
-		s.serveClientAssertion(w, r)
+	if rt, ok := routeOf(r.URL.Path); ok {
+		rt.serve(s, w, r)
 		return
 	}
-	if strings.HasPrefix(r.URL.Path, VaultPrefix) {
-		s.serveVault(w, r)
-		return
-	}
-	if s.serveOIDC(w, r) {
-		return
-	}
-	if r.URL.Path != Path {
+	if !s.serveOIDC(w, r) {
 		http.NotFound(w, r)
-		return
-	}
-	bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	req := Request{Target: r.URL.Query().Get("targetName"), Subject: subjectOf(bearer), Authorization: len(r.Header.Values("Authorization")) > 0}
-	canned, hasCanned := s.record(req)
-	switch {
-	case hasCanned:
-		s.writeCanned(w, r, canned)
-	case !ok || bearer == "":
-		http.Error(w, "missing bearer token", http.StatusUnauthorized)
-	case req.Target == "":
-		http.Error(w, "missing targetName", http.StatusBadRequest)
-	case !s.reviewed(bearer, req.Subject):
-		http.Error(w, "pod token not accepted", http.StatusUnauthorized)
-	case !s.allowed(req.Subject):
-		http.Error(w, "subject not allowed", http.StatusForbidden)
-	default:
-		s.writeToken(w, req)
 	}
 }
 
-// record logs the request and pops the next canned answer, if any.
-func (s *Server) record(req Request) (Response, bool) {
+// record logs req, what r asked for, under r's protocol, and pops the next
+// canned answer, if any.
+func (s *Server) record(r *http.Request, req Request) (Response, bool) {
+	rt, _ := routeOf(r.URL.Path)
+	req.Protocol = rt.protocol
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests = append(s.requests, req)
 	if len(s.queue) == 0 {
 		return Response{}, false
 	}
-	r := s.queue[0]
+	canned := s.queue[0]
 	s.queue = s.queue[1:]
-	return r, true
+	return canned, true
 }
 
 func (s *Server) writeCanned(w http.ResponseWriter, req *http.Request, r Response) {
@@ -324,27 +348,6 @@ func (s *Server) allowed(sub string) bool {
 		}
 	}
 	return false
-}
-
-func (s *Server) writeToken(w http.ResponseWriter, req Request) {
-	exp := time.Now().Add(s.opts.TTL)
-	tok := s.Issue(req.Target, req.Subject, exp)
-	var expField any = exp.UTC().Format(time.RFC3339)
-	if s.opts.NoExp {
-		expField = nil
-	}
-	switch s.opts.Shape {
-	case JSON:
-		writeJSON(w, map[string]any{"token": tok, "expirationTimestamp": expField})
-	case ExecCredential:
-		writeJSON(w, map[string]any{
-			"apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential",
-			"status": map[string]any{"token": tok, "expirationTimestamp": expField},
-		})
-	default:
-		w.Header().Set("Content-Type", "text/plain")
-		_, _ = w.Write([]byte(tok))
-	}
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

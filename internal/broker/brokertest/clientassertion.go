@@ -38,8 +38,8 @@ func (s *Server) serveClientAssertion(w http.ResponseWriter, r *http.Request) {
 	assertion := r.PostForm.Get("client_assertion")
 	claims := claimsOf(assertion)
 	req := Request{Target: requestedResource(r.PostForm), Subject: claims.Sub,
-		Authorization: len(r.Header.Values("Authorization")) > 0, ClientAssertion: without(r.PostForm, "client_assertion")}
-	if canned, ok := s.record(req); ok {
+		Authorization: len(r.Header.Values("Authorization")) > 0, Form: without(r.PostForm, "client_assertion")}
+	if canned, ok := s.record(r, req); ok {
 		s.writeCanned(w, r, canned)
 		return
 	}

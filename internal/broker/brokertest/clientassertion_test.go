@@ -89,7 +89,7 @@ func TestClientAssertionContract(t *testing.T) {
 				}
 			}
 			reqs := s.Requests()
-			if len(reqs) != 1 || reqs[0].ClientAssertion.Has("client_assertion") || reqs[0].ClientAssertion.Get("client_id") != form.Get("client_id") {
+			if len(reqs) != 1 || reqs[0].Form.Has("client_assertion") || reqs[0].Form.Get("client_id") != form.Get("client_id") {
 				t.Errorf("recorded %d requests, the first %v; want one, without the assertion", len(reqs), reqs)
 			}
 		})

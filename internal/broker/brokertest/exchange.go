@@ -32,8 +32,8 @@ func (s *Server) serveExchange(w http.ResponseWriter, r *http.Request) {
 	form := without(r.PostForm, "subject_token")
 	subjectToken := r.PostForm.Get("subject_token")
 	req := Request{Target: r.PostForm.Get("audience"), Subject: subjectOf(subjectToken),
-		Authorization: len(r.Header.Values("Authorization")) > 0, Exchange: form}
-	if canned, ok := s.record(req); ok {
+		Authorization: len(r.Header.Values("Authorization")) > 0, Form: form}
+	if canned, ok := s.record(r, req); ok {
 		s.writeCanned(w, r, canned)
 		return
 	}

@@ -3,6 +3,7 @@ package brokertest
 import (
 	"fmt"
 	"strings"
+	"testing"
 )
 
 // Leak says how text holds token, whole or as any 8-character piece of its
@@ -22,4 +23,16 @@ func Leak(text, token string) string {
 		}
 	}
 	return ""
+}
+
+// NoLeak fails t, and goes on, for each of secrets that text holds whole or
+// in part (see Leak), naming text by what. The failure never quotes a
+// secret, nor text.
+func NoLeak(t testing.TB, what, text string, secrets ...string) {
+	t.Helper()
+	for _, secret := range secrets {
+		if leak := Leak(text, secret); leak != "" {
+			t.Errorf("%s holds %s", what, leak)
+		}
+	}
 }

@@ -127,7 +127,7 @@ func (s *Server) vaultLogin(w http.ResponseWriter, r *http.Request, mount string
 	sort.Strings(fields)
 	vr := &VaultRequest{Step: "login", Method: r.Method, Mount: mount, Role: role, Fields: fields, Namespace: r.Header.Get("X-Vault-Namespace")}
 	req := Request{Subject: subjectOf(jwt), Vault: vr}
-	if canned, ok := s.record(req); ok {
+	if canned, ok := s.record(r, req); ok {
 		s.writeCanned(w, r, canned)
 		return
 	}
@@ -180,7 +180,7 @@ func (s *Server) vaultToken(w http.ResponseWriter, r *http.Request, role string)
 	session, state := s.vaultSession(r)
 	vr := &VaultRequest{Step: "token", Method: r.Method, Role: role, Namespace: r.Header.Get("X-Vault-Namespace"), VaultToken: state}
 	req := Request{Target: role, Subject: session.subject, Vault: vr}
-	if canned, ok := s.record(req); ok {
+	if canned, ok := s.record(r, req); ok {
 		s.writeCanned(w, r, canned)
 		return
 	}
@@ -215,7 +215,7 @@ func (s *Server) vaultToken(w http.ResponseWriter, r *http.Request, role string)
 func (s *Server) vaultRevoke(w http.ResponseWriter, r *http.Request) {
 	session, state := s.vaultSession(r)
 	vr := &VaultRequest{Step: "revoke", Method: r.Method, Namespace: r.Header.Get("X-Vault-Namespace"), VaultToken: state}
-	if canned, ok := s.record(Request{Subject: session.subject, Vault: vr}); ok {
+	if canned, ok := s.record(r, Request{Subject: session.subject, Vault: vr}); ok {
 		s.writeCanned(w, r, canned)
 		return
 	}
