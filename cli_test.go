@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/brokercred/brokercred/internal/broker/brokertest"
-	"github.com/brokercred/brokercred/internal/testkit"
 )
 
 // herdSize is how many processes start at once, as when Argo CD refreshes
@@ -37,11 +36,11 @@ func TestCacheRefetchesOnceAfterExpiry(t *testing.T) {
 	f.extra = []string{"--refresh-margin", "1s"}
 
 	r := f.call(t, "token")
-	if r.code != 0 {
-		t.Fatalf("exit code %d, stderr:\n%s", r.code, redact(r.stderr))
+	if r.Code != 0 {
+		t.Fatalf("exit code %d, stderr:\n%s", r.Code, redact(r.Stderr))
 	}
-	old := parseCredential(t, r.stdout)
-	oldExp := time.Unix(parseClaims(t, old.Status.Token).Exp, 0)
+	old := parseCredential(t, r.Stdout)
+	oldExp := tokenClaims(t, old.Status.Token).Expiry
 	if !old.Status.ExpirationTimestamp.Before(oldExp) {
 		t.Errorf("expirationTimestamp %s is not before the token's exp %s: no refresh margin", old.Status.ExpirationTimestamp, oldExp)
 	}
@@ -67,25 +66,25 @@ func assertHerdShares(t *testing.T, f *fixture, n int) string {
 	t.Helper()
 	results := f.herd(t, n)
 	for i, r := range results {
-		if r.code != 0 || r.stderr != "" {
-			t.Fatalf("process %d: exit code %d, stderr:\n%s", i, r.code, redact(r.stderr))
+		if r.Code != 0 || r.Stderr != "" {
+			t.Fatalf("process %d: exit code %d, stderr:\n%s", i, r.Code, redact(r.Stderr))
 		}
-		if r.stdout != results[0].stdout {
-			t.Fatalf("process %d printed another credential than process 0:\n%s\n%s", i, redact(r.stdout), redact(results[0].stdout))
+		if r.Stdout != results[0].Stdout {
+			t.Fatalf("process %d printed another credential than process 0:\n%s\n%s", i, redact(r.Stdout), redact(results[0].Stdout))
 		}
 	}
-	parseCredential(t, results[0].stdout)
-	return results[0].stdout
+	parseCredential(t, results[0].Stdout)
+	return results[0].Stdout
 }
 
 func TestCacheSurvivesCrashMidWrite(t *testing.T) {
 	f := newFixture(t)
-	if r := f.call(t, "token"); r.code != 0 {
-		t.Fatalf("exit code %d, stderr:\n%s", r.code, redact(r.stderr))
+	if r := f.call(t, "token"); r.Code != 0 {
+		t.Fatalf("exit code %d, stderr:\n%s", r.Code, redact(r.Stderr))
 	}
-	entries, err := testkit.CacheEntries(f.cacheDir)
-	if err != nil || len(entries) != 1 {
-		t.Fatalf("cache holds entries %v (%v), want exactly one", entries, err)
+	entries := entryFiles(t, f.cacheDir)
+	if len(entries) != 1 {
+		t.Fatalf("cache holds entries %v, want exactly one", entries)
 	}
 	data, err := os.ReadFile(entries[0])
 	if err != nil {
@@ -99,17 +98,17 @@ func TestCacheSurvivesCrashMidWrite(t *testing.T) {
 	}
 
 	r := f.call(t, "token")
-	if r.code != 0 || r.stderr != "" {
-		t.Fatalf("after a crash mid-write: exit code %d, stderr:\n%s", r.code, redact(r.stderr))
+	if r.Code != 0 || r.Stderr != "" {
+		t.Fatalf("after a crash mid-write: exit code %d, stderr:\n%s", r.Code, redact(r.Stderr))
 	}
-	cred := parseCredential(t, r.stdout)
+	cred := parseCredential(t, r.Stdout)
 	if got := len(f.Broker.Requests()); got != 2 {
 		t.Errorf("broker got %d requests, want 2: the truncated entry must not be served", got)
 	}
 
 	again := f.call(t, "token")
-	if again.code != 0 || parseCredential(t, again.stdout).Status.Token != cred.Status.Token {
-		t.Errorf("the call after the repair did not reuse the repaired entry: exit code %d, stderr:\n%s", again.code, redact(again.stderr))
+	if again.Code != 0 || parseCredential(t, again.Stdout).Status.Token != cred.Status.Token {
+		t.Errorf("the call after the repair did not reuse the repaired entry: exit code %d, stderr:\n%s", again.Code, redact(again.Stderr))
 	}
 	if got := len(f.Broker.Requests()); got != 2 {
 		t.Errorf("broker got %d requests, want still 2 after the entry was rewritten", got)
@@ -131,11 +130,11 @@ func TestCacheKeepsIdentitiesApart(t *testing.T) {
 		for _, id := range []struct{ sub, file string }{{subA, fileA}, {subB, fileB}} {
 			f.tokenFile = id.file
 			r := f.call(t, "token")
-			if r.code != 0 {
-				t.Fatalf("round %d, %s: exit code %d, stderr:\n%s", round, id.sub, r.code, redact(r.stderr))
+			if r.Code != 0 {
+				t.Fatalf("round %d, %s: exit code %d, stderr:\n%s", round, id.sub, r.Code, redact(r.Stderr))
 			}
-			tok := parseCredential(t, r.stdout).Status.Token
-			if got := parseClaims(t, tok).Sub; got != id.sub {
+			tok := parseCredential(t, r.Stdout).Status.Token
+			if got := tokenClaims(t, tok).Subject; got != id.sub {
 				t.Errorf("round %d: process with pod token for %s got a token for %s", round, id.sub, got)
 			}
 			if prev, ok := tokens[id.sub]; ok && prev != tok {
@@ -160,10 +159,10 @@ func TestCacheDirUnwritable(t *testing.T) {
 
 	for i := 1; i <= 2; i++ {
 		r := f.call(t, "token")
-		if r.code != 0 || r.stderr != "" {
-			t.Fatalf("call %d: exit code %d, stderr:\n%s", i, r.code, redact(r.stderr))
+		if r.Code != 0 || r.Stderr != "" {
+			t.Fatalf("call %d: exit code %d, stderr:\n%s", i, r.Code, redact(r.Stderr))
 		}
-		parseCredential(t, r.stdout)
+		parseCredential(t, r.Stdout)
 		if got := len(f.Broker.Requests()); got != i {
 			t.Errorf("after call %d the broker got %d requests, want %d (no cache to serve from)", i, got, i)
 		}
@@ -176,19 +175,19 @@ func TestCacheListAndClear(t *testing.T) {
 	for _, target := range []string{"prod-east", "staging"} {
 		f.target = target
 		r := f.call(t, "token")
-		if r.code != 0 {
-			t.Fatalf("%s: exit code %d, stderr:\n%s", target, r.code, redact(r.stderr))
+		if r.Code != 0 {
+			t.Fatalf("%s: exit code %d, stderr:\n%s", target, r.Code, redact(r.Stderr))
 		}
-		issued = append(issued, parseCredential(t, r.stdout).Status.Token)
+		issued = append(issued, parseCredential(t, r.Stdout).Status.Token)
 	}
 	list := func() string {
 		t.Helper()
 		r := f.run(t, "cache", "list", "--cache-dir", f.cacheDir)
-		if r.code != 0 || r.stderr != "" {
-			t.Fatalf("cache list: exit code %d, stderr:\n%s", r.code, redact(r.stderr))
+		if r.Code != 0 || r.Stderr != "" {
+			t.Fatalf("cache list: exit code %d, stderr:\n%s", r.Code, redact(r.Stderr))
 		}
-		assertNoSecret(t, "cache list", r.stdout, append(issued, f.podToken)...)
-		return r.stdout
+		brokertest.NoLeak(t, "cache list", r.Stdout, append(issued, f.podToken)...)
+		return r.Stdout
 	}
 
 	out := list()
@@ -199,8 +198,8 @@ func TestCacheListAndClear(t *testing.T) {
 	}
 
 	r := f.run(t, "cache", "clear", "--cache-dir", f.cacheDir, "--target", "prod-east")
-	if r.code != 0 || r.stderr != "removed 1 cache entries\n" {
-		t.Fatalf("cache clear --target prod-east: exit code %d, stderr:\n%s", r.code, redact(r.stderr))
+	if r.Code != 0 || r.Stderr != "removed 1 cache entries\n" {
+		t.Fatalf("cache clear --target prod-east: exit code %d, stderr:\n%s", r.Code, redact(r.Stderr))
 	}
 	out = list()
 	if strings.Contains(out, "prod-east") || !strings.Contains(out, "staging") {
@@ -208,8 +207,8 @@ func TestCacheListAndClear(t *testing.T) {
 	}
 
 	f.target = "prod-east"
-	if r := f.call(t, "token"); r.code != 0 {
-		t.Fatalf("exit code %d after clear, stderr:\n%s", r.code, redact(r.stderr))
+	if r := f.call(t, "token"); r.Code != 0 {
+		t.Fatalf("exit code %d after clear, stderr:\n%s", r.Code, redact(r.Stderr))
 	}
 	if got := len(f.Broker.Requests()); got != 3 {
 		t.Errorf("broker got %d requests, want 3: the cleared target must be fetched again", got)

@@ -53,19 +53,24 @@ func TestKubectlClusterInfoSharedUser(t *testing.T) {
 			f.target = ""
 			merged := "KUBECONFIG=" + f.kubeconfig(t, "east", true) + string(os.PathListSeparator) + f.kubeconfig(t, "west", true)
 			for _, context := range []string{"east", "west", "east", "west"} {
-				stdout, stderr, err := runKubectl(t, bins[name], []string{merged}, "--context", context, "get", "--raw", "/version")
-				if err != nil {
-					t.Fatalf("--context %s get --raw /version: %v\nstderr:\n%s", context, err, redact(stderr))
+				r := runKubectl(t, bins[name], []string{merged}, "--context", context, "get", "--raw", "/version")
+				if r.Code != 0 {
+					t.Fatalf("--context %s get --raw /version: exit code %d\nstderr:\n%s", context, r.Code, redact(r.Stderr))
 				}
-				if !strings.Contains(stdout, brokertest.APIServerVersion) {
-					t.Errorf("--context %s: stdout = %q, want it to contain %q", context, redact(stdout), brokertest.APIServerVersion)
+				if !strings.Contains(r.Stdout, brokertest.APIServerVersion) {
+					t.Errorf("--context %s: stdout = %q, want it to contain %q", context, redact(r.Stdout), brokertest.APIServerVersion)
 				}
 			}
 			if got := f.AskedTargets(); got != "east,west" {
 				t.Errorf("broker was asked for %s, want east,west (one each; repeats from the cache)", got)
 			}
-			if entries, _ := testkit.CacheEntries(f.cacheDir); len(entries) != 2 {
+			if entries := cachedEntries(t, f.cacheDir); len(entries) != 2 {
 				t.Errorf("cache holds %d entries, want 2 (one per cluster)", len(entries))
+			}
+			for name, api := range f.APIs {
+				if api.Accepted() < 2 || api.Rejected() != 0 {
+					t.Errorf("API server %s accepted %d and rejected %d requests, want at least 2 and none", name, api.Accepted(), api.Rejected())
+				}
 			}
 		})
 	}

@@ -26,8 +26,8 @@ func servedRecordFaults() []faultCase {
 				sub := filepath.Dir(f.prime(t))
 				f.readOnly(t, sub)
 				for i := range 9 {
-					if r := f.call(t, "token"); r.code != 0 {
-						t.Fatalf("call %d on a read-only cache: exit code %d, stderr:\n%s", i+2, r.code, redact(r.stderr))
+					if r := f.call(t, "token"); r.Code != 0 {
+						t.Fatalf("call %d on a read-only cache: exit code %d, stderr:\n%s", i+2, r.Code, redact(r.Stderr))
 					}
 				}
 			},
@@ -65,8 +65,8 @@ func servedRecordFaults() []faultCase {
 				f.wrap = []string{"sh", "-c", `"$@"; exit $?`, "sh"}
 				sub := filepath.Dir(f.prime(t))
 				for range 40 {
-					if r := f.call(t, "token"); r.code != 0 {
-						t.Fatalf("exit code %d, stderr:\n%s", r.code, redact(r.stderr))
+					if r := f.call(t, "token"); r.Code != 0 {
+						t.Fatalf("exit code %d, stderr:\n%s", r.Code, redact(r.Stderr))
 					}
 				}
 				records, _ := filepath.Glob(filepath.Join(sub, "*.served-*"))

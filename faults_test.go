@@ -24,7 +24,6 @@ import (
 
 	"github.com/brokercred/brokercred/internal/broker"
 	"github.com/brokercred/brokercred/internal/broker/brokertest"
-	"github.com/brokercred/brokercred/internal/testkit"
 )
 
 // faultCase is one thing that goes wrong around a `brokercred token` call:
@@ -126,8 +125,8 @@ func (f *fixture) runAsNobody(t *testing.T) {
 // its path.
 func (f *fixture) prime(t *testing.T) string {
 	t.Helper()
-	if r := f.call(t, "token"); r.code != 0 {
-		t.Fatalf("priming the cache: exit code %d, stderr:\n%s", r.code, redact(r.stderr))
+	if r := f.call(t, "token"); r.Code != 0 {
+		t.Fatalf("priming the cache: exit code %d, stderr:\n%s", r.Code, redact(r.Stderr))
 	}
 	entries := cacheEntries(t, f)
 	if len(entries) != 1 {
@@ -137,14 +136,12 @@ func (f *fixture) prime(t *testing.T) string {
 }
 
 // cacheEntries are the paths of the entries in f's cache dir: the regular
-// files there that the user brokercred runs as owns. What another user
-// planted, or a FIFO or link, is none of brokercred's.
+// files named like entries (entryFiles) that the user brokercred runs as
+// owns. What another user planted, or a FIFO or link, is none of
+// brokercred's.
 func cacheEntries(t *testing.T, f *fixture) []string {
 	t.Helper()
-	paths, err := testkit.CacheEntries(f.cacheDir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	paths := entryFiles(t, f.cacheDir)
 	uid := uint32(os.Geteuid())
 	if f.attr != nil && f.attr.Credential != nil {
 		uid = f.attr.Credential.Uid
@@ -513,7 +510,7 @@ func faultCases() []faultCase {
 			},
 			wantRequests: 1,
 			check: func(t *testing.T, f *fixture, _, _ time.Time, cred credential) {
-				exp := time.Unix(parseClaims(t, cred.Status.Token).Exp, 0)
+				exp := tokenClaims(t, cred.Status.Token).Expiry
 				if got, limit := cred.Status.ExpirationTimestamp, exp.Add(-10*time.Second); got.After(limit) {
 					t.Errorf("expirationTimestamp %v is after the token's exp %v less the 10s margin", got, exp)
 				}
@@ -694,10 +691,10 @@ func faultCases() []faultCase {
 				// Asked again within 10 s of the forced refresh: the same
 				// token, and no third request.
 				r := f.call(t, "token")
-				if r.code != 0 || r.stderr != "" {
-					t.Fatalf("third call: exit code %d, stderr:\n%s", r.code, redact(r.stderr))
+				if r.Code != 0 || r.Stderr != "" {
+					t.Fatalf("third call: exit code %d, stderr:\n%s", r.Code, redact(r.Stderr))
 				}
-				if parseCredential(t, r.stdout).Status.Token != cred.Status.Token {
+				if parseCredential(t, r.Stdout).Status.Token != cred.Status.Token {
 					t.Errorf("third call within the 10 s window got another token than the forced refresh")
 				}
 				if got := len(f.Broker.Requests()); got != 2 {
@@ -964,8 +961,8 @@ func faultCases() []faultCase {
 					t.Fatalf("cache holds entries %v before the clear, want exactly one", entries)
 				}
 				r := f.run(t, "cache", "clear", "--cache-dir", f.cacheDir)
-				if r.code != 0 || r.stderr != "removed 1 cache entries\n" {
-					t.Errorf("cache clear: exit code %d, stderr:\n%s", r.code, redact(r.stderr))
+				if r.Code != 0 || r.Stderr != "removed 1 cache entries\n" {
+					t.Errorf("cache clear: exit code %d, stderr:\n%s", r.Code, redact(r.Stderr))
 				}
 				for _, path := range entries {
 					if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
@@ -1086,12 +1083,12 @@ func listsQuoted(target string) func(*testing.T, *fixture) {
 			t.Fatal(err)
 		}
 		r := f.run(t, "cache", "list", "--cache-dir", f.cacheDir)
-		if r.code != 0 || r.stderr != "" {
-			t.Fatalf("cache list: exit code %d, stderr:\n%s", r.code, redact(r.stderr))
+		if r.Code != 0 || r.Stderr != "" {
+			t.Fatalf("cache list: exit code %d, stderr:\n%s", r.Code, redact(r.Stderr))
 		}
-		assertNoControl(t, "cache list", r.stdout)
-		if !strings.Contains(r.stdout, strconv.Quote(target)) {
-			t.Errorf("cache list does not show the target quoted as %s:\n%q", strconv.Quote(target), redact(r.stdout))
+		assertNoControl(t, "cache list", r.Stdout)
+		if !strings.Contains(r.Stdout, strconv.Quote(target)) {
+			t.Errorf("cache list does not show the target quoted as %s:\n%q", strconv.Quote(target), redact(r.Stdout))
 		}
 	}
 }
@@ -1222,27 +1219,27 @@ func TestFaults(t *testing.T) {
 			r := f.call(t, "token")
 			end := time.Now()
 
-			assertNoSecret(t, "stderr", r.stderr, f.secrets()...)
+			brokertest.NoLeak(t, "stderr", r.Stderr, f.secrets()...)
 			if got := len(f.Broker.Requests()); got != tc.wantRequests {
 				t.Errorf("broker got %d requests, want %d", got, tc.wantRequests)
 			}
 			var token string
 			if tc.wantExit == 0 {
-				if r.code != 0 || r.stderr != "" {
-					t.Fatalf("exit code %d, stderr:\n%s", r.code, redact(r.stderr))
+				if r.Code != 0 || r.Stderr != "" {
+					t.Fatalf("exit code %d, stderr:\n%s", r.Code, redact(r.Stderr))
 				}
-				cred := assertGoodCredential(t, f, r.stdout, end)
+				cred := assertGoodCredential(t, f, r.Stdout, end)
 				token = cred.Status.Token
 				if tc.check != nil {
 					tc.check(t, f, start, end, cred)
 				}
 			} else {
-				if r.code != tc.wantExit {
-					t.Errorf("exit code %d, want %d", r.code, tc.wantExit)
+				if r.Code != tc.wantExit {
+					t.Errorf("exit code %d, want %d", r.Code, tc.wantExit)
 				}
 				assertOneErrorLine(t, r, tc.wantStderr)
-				assertNoSecret(t, "stdout", r.stdout, f.secrets()...)
-				t.Logf("%s", redact(r.stderr))
+				brokertest.NoLeak(t, "stdout", r.Stdout, f.secrets()...)
+				t.Logf("%s", redact(r.Stderr))
 			}
 			assertCacheClean(t, f)
 			cached, wantEntries := tc.wantExit == 0 && !tc.uncached, 0
@@ -1259,10 +1256,10 @@ func TestFaults(t *testing.T) {
 			f = healed(t, f, healthy)
 			before := len(f.Broker.Requests())
 			again := f.call(t, "token")
-			if again.code != 0 || again.stderr != "" {
-				t.Fatalf("healthy call after the fault: exit code %d, stderr:\n%s", again.code, redact(again.stderr))
+			if again.Code != 0 || again.Stderr != "" {
+				t.Fatalf("healthy call after the fault: exit code %d, stderr:\n%s", again.Code, redact(again.Stderr))
 			}
-			cred := assertGoodCredential(t, f, again.stdout, time.Now())
+			cred := assertGoodCredential(t, f, again.Stdout, time.Now())
 			wantNew := 1
 			if cached {
 				wantNew = 0
@@ -1289,14 +1286,14 @@ func assertGoodCredential(t *testing.T, f *fixture, stdout string, now time.Time
 	cred := parseCredential(t, stdout)
 	tok := cred.Status.Token
 	rest := strings.Replace(stdout, tok, "", 1)
-	assertNoSecret(t, "stdout besides the token", rest, f.secrets()...)
-	assertNoSecret(t, "credential token", tok, append([]string{f.podToken}, f.planted...)...)
+	brokertest.NoLeak(t, "stdout besides the token", rest, f.secrets()...)
+	brokertest.NoLeak(t, "credential token", tok, append([]string{f.podToken}, f.planted...)...)
 	if err := f.Broker.Verify(tok, f.target, now); err != nil {
 		t.Fatalf("credential token does not verify for %s: %v", f.target, err)
 	}
-	claims, _ := broker.ParseClaims(f.podToken)
-	if got := parseClaims(t, tok).Sub; got != claims.Subject {
-		t.Errorf("credential token is for subject %q, want %q", got, claims.Subject)
+	pod, _ := broker.ParseClaims(f.podToken) // an opaque pod token has no subject
+	if got := tokenClaims(t, tok).Subject; got != pod.Subject {
+		t.Errorf("credential token is for subject %q, want %q", got, pod.Subject)
 	}
 	if exp := cred.Status.ExpirationTimestamp; !exp.After(now) {
 		t.Errorf("expirationTimestamp %v is not after the call", exp)
@@ -1314,7 +1311,7 @@ func assertCacheClean(t *testing.T, f *fixture) {
 		if err != nil {
 			return nil // a missing or unreadable dir holds nothing
 		}
-		assertNoSecret(t, "cache file name", d.Name(), f.secrets()...)
+		brokertest.NoLeak(t, "cache file name", d.Name(), f.secrets()...)
 		if !d.Type().IsRegular() {
 			return nil // a dir is walked; a FIFO would block a read, a link leads out
 		}
@@ -1322,7 +1319,7 @@ func assertCacheClean(t *testing.T, f *fixture) {
 			t.Errorf("cache holds a leftover temp file %s", d.Name())
 		}
 		if data, err := os.ReadFile(path); err == nil {
-			assertNoSecret(t, "cache file "+d.Name(), string(data), f.podToken)
+			brokertest.NoLeak(t, "cache file "+d.Name(), string(data), f.podToken)
 		}
 		return nil
 	})

@@ -1,17 +1,16 @@
 package main
 
 import (
-	"bytes"
-	"context"
+	"cmp"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,7 +21,9 @@ import (
 	"k8s.io/client-go/rest"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
+	"github.com/brokercred/brokercred/internal/broker"
 	"github.com/brokercred/brokercred/internal/broker/brokertest"
+	"github.com/brokercred/brokercred/internal/cache"
 	"github.com/brokercred/brokercred/internal/testkit"
 )
 
@@ -55,56 +56,12 @@ func buildAndRun(m *testing.M) int {
 	return m.Run()
 }
 
-// processTimeout bounds one process a test starts, so that a hang fails the
-// test instead of stalling the run.
-const processTimeout = time.Minute
-
-// result is what one process left behind.
-type result struct {
-	code           int
-	stdout, stderr string
-}
-
-// execute runs argv[0] with the rest as arguments, exactly env, and as attr
-// says (nil: as this process's user), within processTimeout. An exit status
-// is a result; only failing to run at all is an error.
-func execute(env []string, attr *syscall.SysProcAttr, argv []string) (result, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), processTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = env
-	cmd.SysProcAttr = attr
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var exitErr *exec.ExitError
-	if err != nil && !errors.As(err, &exitErr) {
-		return result{}, err
-	}
-	return result{code: cmd.ProcessState.ExitCode(), stdout: stdout.String(), stderr: stderr.String()}, nil
-}
-
-// childEnv is this process's environment without anything that configures
-// brokercred or claims to come from client-go, with the default cache dir
-// moved into a temp dir so no test writes to the real ~/.cache.
-func childEnv(t *testing.T) []string {
-	t.Helper()
-	var env []string
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(name, "BROKERCRED_") || name == "KUBERNETES_EXEC_INFO" || name == "XDG_CACHE_HOME" {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env, "XDG_CACHE_HOME="+t.TempDir())
-}
-
 // podSubject is distinctive so that a leak of the pod token is easy to see.
 const podSubject = "system:serviceaccount:argocd:needle-in-haystack"
 
 // settings are what newFixture starts; options change them.
 type settings struct {
+	protocol string // "": the default, and no --protocol flag
 	broker   brokertest.Options
 	subject  string
 	clusters []string
@@ -112,6 +69,12 @@ type settings struct {
 
 // option changes what newFixture starts.
 type option func(*settings)
+
+// withProtocol has brokercred call the broker by protocol, with
+// --protocol, instead of by the default get-target-token without the flag.
+func withProtocol(protocol string) option {
+	return func(s *settings) { s.protocol = protocol }
+}
 
 // withBroker starts the broker with opts instead of brokertest's defaults.
 func withBroker(opts brokertest.Options) option {
@@ -137,8 +100,10 @@ type fixture struct {
 	*testkit.Fleet
 
 	// The flags of a `brokercred token` call; an empty one is left out.
-	brokerURL, caFile, tokenFile, cacheDir, target string
-	extra                                          []string // more flags, after those
+	protocol, brokerURL, caFile, tokenFile, cacheDir, target string
+	extra                                                    []string // more flags, after those
+	// command is the path a generated kubeconfig runs; empty means Bin.
+	command string
 
 	env  []string
 	attr *syscall.SysProcAttr // nil runs brokercred as this process's user
@@ -165,16 +130,17 @@ func newFixture(t *testing.T, opts ...option) *fixture {
 		o(&s)
 	}
 	podToken := sentinelPodToken(s.subject)
-	fleet := testkit.StartFleet(t, s.broker, podToken, s.clusters...)
+	fleet := testkit.StartFleet(t, cmp.Or(s.protocol, broker.DefaultProtocol), s.broker, podToken, s.clusters...)
 	fleet.Bin = binary
 	return &fixture{
 		Fleet:     fleet,
-		brokerURL: fleet.Broker.URL,
+		protocol:  s.protocol,
+		brokerURL: fleet.BrokerURL,
 		caFile:    fleet.Broker.CAFile(fleet.Dir),
 		tokenFile: fleet.TokenFile,
 		cacheDir:  filepath.Join(fleet.Dir, "cache"),
 		target:    "prod-east",
-		env:       childEnv(t),
+		env:       testkit.Env(t),
 		podToken:  podToken,
 	}
 }
@@ -203,16 +169,17 @@ func (f *fixture) writePodToken(t *testing.T, token string) {
 	}
 }
 
-// secrets are every token nothing may show: the pod token, all the broker
-// minted, and all planted.
+// secrets are every secret nothing may show: the pod token, all the
+// broker handed out, and all planted.
 func (f *fixture) secrets() []string {
-	return append(append([]string{f.podToken}, f.Broker.Issued()...), f.planted...)
+	return slices.Concat([]string{f.podToken}, f.Broker.Secrets(), f.planted)
 }
 
 // flags are the token call's flags for the fixture's settings, then extra.
 func (f *fixture) flags() []string {
 	var flags []string
 	for _, flag := range []struct{ name, value string }{
+		{"--protocol", f.protocol},
 		{"--broker-url", f.brokerURL},
 		{"--ca-file", f.caFile},
 		{"--token-file", f.tokenFile},
@@ -228,13 +195,13 @@ func (f *fixture) flags() []string {
 
 // execute runs brokercred with exactly args, inside wrap, as the fixture's
 // user and with its environment.
-func (f *fixture) execute(args ...string) (result, error) {
+func (f *fixture) execute(args ...string) (testkit.Result, error) {
 	argv := append(append(append([]string(nil), f.wrap...), f.Bin), args...)
-	return execute(f.env, f.attr, argv)
+	return testkit.Exec(f.env, f.attr, argv...)
 }
 
 // run is execute for a test: failing to start is fatal.
-func (f *fixture) run(t *testing.T, args ...string) result {
+func (f *fixture) run(t *testing.T, args ...string) testkit.Result {
 	t.Helper()
 	r, err := f.execute(args...)
 	if err != nil {
@@ -245,16 +212,16 @@ func (f *fixture) run(t *testing.T, args ...string) result {
 
 // call runs the command (such as token, or token -v, or doctor) with the
 // fixture's flags.
-func (f *fixture) call(t *testing.T, command ...string) result {
+func (f *fixture) call(t *testing.T, command ...string) testkit.Result {
 	t.Helper()
 	return f.run(t, append(command, f.flags()...)...)
 }
 
 // herd starts n token calls at once and returns their results.
-func (f *fixture) herd(t *testing.T, n int) []result {
+func (f *fixture) herd(t *testing.T, n int) []testkit.Result {
 	t.Helper()
 	args := append([]string{"token"}, f.flags()...)
-	results := make([]result, n)
+	results := make([]testkit.Result, n)
 	errs := make([]error, n)
 	start := make(chan struct{})
 	var wg sync.WaitGroup
@@ -291,22 +258,23 @@ func (f *fixture) restConfig(cluster, apiVersion string) *rest.Config {
 
 // kubeconfig writes the kubeconfig that `brokercred config kubeconfig`
 // generates for the named cluster with the fixture's flags, and returns its
-// path. With clusterInfo the cluster passes its name to brokercred through
-// provideClusterInfo, and the fixture's target must be empty.
+// path; its user runs command (empty: Bin). With clusterInfo the cluster
+// passes its name to brokercred through provideClusterInfo, and the
+// fixture's target must be empty.
 func (f *fixture) kubeconfig(t *testing.T, cluster string, clusterInfo bool) string {
 	t.Helper()
 	dir := t.TempDir()
 	api := f.APIs[cluster]
-	args := []string{"config", "kubeconfig", "--name", cluster, "--server", api.URL, "--server-ca-file", api.CAFile(dir), "--command", f.Bin}
+	args := []string{"config", "kubeconfig", "--name", cluster, "--server", api.URL, "--server-ca-file", api.CAFile(dir), "--command", cmp.Or(f.command, f.Bin)}
 	if clusterInfo {
 		args = append(args, "--cluster-info")
 	}
 	r := f.run(t, append(args, f.flags()...)...)
-	if r.code != 0 || r.stderr != "" {
-		t.Fatalf("config kubeconfig: exit code %d, stderr:\n%s", r.code, redact(r.stderr))
+	if r.Code != 0 || r.Stderr != "" {
+		t.Fatalf("config kubeconfig: exit code %d, stderr:\n%s", r.Code, redact(r.Stderr))
 	}
 	path := filepath.Join(dir, "kubeconfig")
-	if err := os.WriteFile(path, []byte(r.stdout), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(r.Stdout), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return path
@@ -339,29 +307,47 @@ func parseCredential(t *testing.T, stdout string) credential {
 	return c
 }
 
-// claims are the JWT claims the fake broker puts in the tokens it issues.
-type claims struct {
-	Sub string `json:"sub"`
-	Aud string `json:"aud"`
-	Exp int64  `json:"exp"`
-}
-
-// parseClaims decodes a JWT payload without verifying it.
-func parseClaims(t *testing.T, token string) claims {
+// tokenClaims are token's JWT claims, read by brokercred's own parser; a token
+// that is no JWT fails the test.
+func tokenClaims(t *testing.T, token string) broker.Claims {
 	t.Helper()
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		t.Fatalf("token has %d dot-separated parts, want 3", len(parts))
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	c, err := broker.ParseClaims(token)
 	if err != nil {
-		t.Fatalf("token payload: %v", err)
-	}
-	var c claims
-	if err := json.Unmarshal(payload, &c); err != nil {
-		t.Fatalf("token payload: %v", err)
+		t.Fatalf("token claims: %v", err)
 	}
 	return c
+}
+
+// cachedEntries are the entries the cache under dir holds for this
+// process's user, as the cache package lists them; a cache it cannot open
+// or read fails the test.
+func cachedEntries(t *testing.T, dir string) []cache.Entry {
+	t.Helper()
+	c, err := cache.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	entries, err := c.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return entries
+}
+
+// entryFiles are the paths of the files in the cache under dir that are
+// named like entries, whatever they hold and whoever owns them: for the
+// tests that fault the cache's files, which must know where internal/cache
+// keeps them (a private subdirectory per user, named user-UID; an entry per
+// key, named by the hex SHA-256 of its key). To count cached tokens, use
+// cachedEntries.
+func entryFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	paths, err := filepath.Glob(filepath.Join(dir, "user-*", strings.Repeat("[0-9a-f]", 64)+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return paths
 }
 
 // tokenLike matches a JWT, and the opaque sentinel pod token of the "pod
@@ -374,33 +360,22 @@ func redact(output string) string {
 	return tokenLike.ReplaceAllString(output, "<token>")
 }
 
-// assertNoSecret fails when text holds any of the tokens, or any 8-character
-// fragment of a JWT's signature.
-func assertNoSecret(t *testing.T, what, text string, tokens ...string) {
-	t.Helper()
-	for _, tok := range tokens {
-		if leak := brokertest.Leak(text, tok); leak != "" {
-			t.Errorf("%s holds %s", what, leak)
-		}
-	}
-}
-
 // assertOneErrorLine checks the shape of a failure as a user sees it.
-func assertOneErrorLine(t *testing.T, r result, wantSubstr string) {
+func assertOneErrorLine(t *testing.T, r testkit.Result, wantSubstr string) {
 	t.Helper()
-	if r.code == 0 {
+	if r.Code == 0 {
 		t.Errorf("exit code 0, want non-zero")
 	}
-	if r.stdout != "" {
-		t.Errorf("stdout = %q, want empty on failure", redact(r.stdout))
+	if r.Stdout != "" {
+		t.Errorf("stdout = %q, want empty on failure", redact(r.Stdout))
 	}
-	if !strings.HasPrefix(r.stderr, "brokercred: error: ") || !strings.HasSuffix(r.stderr, "\n") || strings.Count(r.stderr, "\n") != 1 {
-		t.Errorf("stderr is not one line starting with %q:\n%s", "brokercred: error: ", redact(r.stderr))
+	if !strings.HasPrefix(r.Stderr, "brokercred: error: ") || !strings.HasSuffix(r.Stderr, "\n") || strings.Count(r.Stderr, "\n") != 1 {
+		t.Errorf("stderr is not one line starting with %q:\n%s", "brokercred: error: ", redact(r.Stderr))
 	}
-	if !strings.Contains(r.stderr, wantSubstr) {
-		t.Errorf("stderr = %q, want it to contain %q", redact(r.stderr), wantSubstr)
+	if !strings.Contains(r.Stderr, wantSubstr) {
+		t.Errorf("stderr = %q, want it to contain %q", redact(r.Stderr), wantSubstr)
 	}
-	assertNoControl(t, "stderr", r.stderr)
+	assertNoControl(t, "stderr", r.Stderr)
 }
 
 // assertNoControl fails when text holds a control or format character
@@ -414,4 +389,12 @@ func assertNoControl(t *testing.T, what, text string) {
 			return
 		}
 	}
+}
+
+// runKubectl runs the kubectl at path with args, its own HOME (so it reads
+// and writes nothing in the real ~/.kube) and extraEnv in place of any
+// KUBECONFIG or BROKERCRED_* of this process.
+func runKubectl(t *testing.T, path string, extraEnv []string, args ...string) testkit.Result {
+	t.Helper()
+	return testkit.Run(t, testkit.Env(t, extraEnv...), path, args...)
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/brokercred/brokercred/internal/broker/brokertest"
+	"github.com/brokercred/brokercred/internal/testkit"
 )
 
 // TestNoTokenLeaks drives every case of faultCases through the commands
@@ -41,16 +42,16 @@ func TestNoTokenLeaks(t *testing.T) {
 // assertNoLeak checks one process's output for every secret of f and for
 // raw control characters. A successful `token` may print its credential's
 // token on stdout, there only.
-func assertNoLeak(t *testing.T, f *fixture, what string, r result) {
+func assertNoLeak(t *testing.T, f *fixture, what string, r testkit.Result) {
 	t.Helper()
-	assertNoControl(t, what+" stderr", r.stderr)
-	assertNoControl(t, what+" stdout", r.stdout)
-	assertNoSecret(t, what+" stderr", r.stderr, f.secrets()...)
-	stdout := r.stdout
-	if strings.HasPrefix(what, "token") && r.code == 0 {
+	assertNoControl(t, what+" stderr", r.Stderr)
+	assertNoControl(t, what+" stdout", r.Stdout)
+	brokertest.NoLeak(t, what+" stderr", r.Stderr, f.secrets()...)
+	stdout := r.Stdout
+	if strings.HasPrefix(what, "token") && r.Code == 0 {
 		stdout = strings.Replace(stdout, parseCredential(t, stdout).Status.Token, "", 1)
 	}
-	assertNoSecret(t, what+" stdout", stdout, f.secrets()...)
+	brokertest.NoLeak(t, what+" stdout", stdout, f.secrets()...)
 }
 
 // TestRedirectKeepsPodTokenHome checks that a broker redirecting elsewhere

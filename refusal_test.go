@@ -32,8 +32,8 @@ func TestDispatcherKubectlIsNoRefusal(t *testing.T) {
 	calls := 0
 	// No sleep: calls go on until there are 40 and the window has passed.
 	for calls < 40 || time.Since(start) < refreshWindow {
-		if _, stderr, err := runKubectl(t, path, nil, "--kubeconfig", config, "get", "--raw", "/version"); err != nil {
-			t.Fatalf("kubectl call %d: %v\nstderr:\n%s", calls+1, err, redact(stderr))
+		if r := runKubectl(t, path, nil, "--kubeconfig", config, "get", "--raw", "/version"); r.Code != 0 {
+			t.Fatalf("kubectl call %d: exit code %d\nstderr:\n%s", calls+1, r.Code, redact(r.Stderr))
 		}
 		calls++
 	}
@@ -97,17 +97,16 @@ func TestRefusedTokenRecoversThroughEveryKubectl(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			f := newFixture(t, withClusters("prod-east"))
 			config := f.kubeconfig(t, f.target, false)
-			get := func() (string, error) {
-				stdout, _, err := runKubectl(t, bins[name], nil, "--kubeconfig", config, "get", "--raw", "/version")
-				return stdout, err
+			get := func() testkit.Result {
+				return runKubectl(t, bins[name], nil, "--kubeconfig", config, "get", "--raw", "/version")
 			}
-			if _, err := get(); err != nil {
-				t.Fatalf("first call: %v", err)
+			if r := get(); r.Code != 0 {
+				t.Fatalf("first call: exit code %d\nstderr:\n%s", r.Code, redact(r.Stderr))
 			}
 			f.APIs[f.target].RefuseIssued()
 			var worked bool
 			for range 2 { // the refused call, at most, then the one after it
-				if stdout, err := get(); err == nil && strings.Contains(stdout, brokertest.APIServerVersion) {
+				if r := get(); r.Code == 0 && strings.Contains(r.Stdout, brokertest.APIServerVersion) {
 					worked = true
 					break
 				}

@@ -124,13 +124,13 @@ func soakOnce(stats *soakStats, f *fixture, target string, client *http.Client) 
 	stats.invocations.Add(1)
 	r, err := f.execute(append([]string{"token", "--target", target}, f.flags()...)...)
 	arrived := time.Now()
-	if err != nil || r.code != 0 {
-		stats.fail("%s: exit %d %v: %s", target, r.code, err, strings.TrimSpace(r.stderr))
+	if err != nil || r.Code != 0 {
+		stats.fail("%s: exit %d %v: %s", target, r.Code, err, strings.TrimSpace(r.Stderr))
 		return
 	}
 	var cred credential
-	if err := json.Unmarshal([]byte(r.stdout), &cred); err != nil || cred.Status.Token == "" {
-		stats.fail("%s: stdout is not an ExecCredential (%d bytes)", target, len(r.stdout))
+	if err := json.Unmarshal([]byte(r.Stdout), &cred); err != nil || cred.Status.Token == "" {
+		stats.fail("%s: stdout is not an ExecCredential (%d bytes)", target, len(r.Stdout))
 		return
 	}
 	tok := cred.Status.Token

@@ -5,6 +5,9 @@ import (
 	"encoding/hex"
 	"strings"
 	"testing"
+
+	"github.com/brokercred/brokercred/internal/broker/brokertest"
+	"github.com/brokercred/brokercred/internal/testkit"
 )
 
 // TestPrintTokenIsTheCachedToken: print-token prints the bare token and a
@@ -14,19 +17,19 @@ func TestPrintTokenIsTheCachedToken(t *testing.T) {
 	f := newFixture(t)
 	first := f.call(t, "print-token")
 	second := f.call(t, "print-token")
-	cred := parseCredential(t, f.call(t, "token").stdout)
-	for i, r := range []result{first, second} {
-		if r.code != 0 || r.stderr != "" {
-			t.Fatalf("print-token #%d: exit code %d, stderr:\n%s", i+1, r.code, redact(r.stderr))
+	cred := parseCredential(t, f.call(t, "token").Stdout)
+	for i, r := range []testkit.Result{first, second} {
+		if r.Code != 0 || r.Stderr != "" {
+			t.Fatalf("print-token #%d: exit code %d, stderr:\n%s", i+1, r.Code, redact(r.Stderr))
 		}
 	}
 	issued := f.Broker.Issued()
 	if len(issued) != 1 {
 		t.Fatalf("three calls made %d broker requests, want 1", len(issued))
 	}
-	for i, r := range []result{first, second} {
-		if r.stdout != issued[0]+"\n" {
-			t.Errorf("print-token #%d did not print exactly the issued token and a newline (%d bytes)", i+1, len(r.stdout))
+	for i, r := range []testkit.Result{first, second} {
+		if r.Stdout != issued[0]+"\n" {
+			t.Errorf("print-token #%d did not print exactly the issued token and a newline (%d bytes)", i+1, len(r.Stdout))
 		}
 	}
 	if cred.Status.Token != issued[0] {
@@ -43,7 +46,7 @@ func TestRunGivesTheTokenOnlyToTheCommandsEnvironment(t *testing.T) {
 	// The child prints a hash of the variable, its own argv and then
 	// exits 7, so the test sees all three without the token on any stream.
 	script := `printf '%s' "$CI_TOKEN" | sha256sum | cut -c1-64; tr '\0' ' ' </proc/$$/cmdline; echo; exit 7`
-	var runs []result
+	var runs []testkit.Result
 	for range 2 {
 		runs = append(runs, f.run(t, append(append([]string{"run", "-v", "--env", "CI_TOKEN"}, f.flags()...), "--", "sh", "-c", script, "child-argv")...))
 	}
@@ -53,18 +56,18 @@ func TestRunGivesTheTokenOnlyToTheCommandsEnvironment(t *testing.T) {
 	}
 	sum := sha256.Sum256([]byte(issued[0]))
 	for i, r := range runs {
-		if r.code != 7 {
-			t.Errorf("run #%d exited %d, want the command's 7; stderr:\n%s", i+1, r.code, redact(r.stderr))
+		if r.Code != 7 {
+			t.Errorf("run #%d exited %d, want the command's 7; stderr:\n%s", i+1, r.Code, redact(r.Stderr))
 		}
-		lines := strings.Split(r.stdout, "\n")
+		lines := strings.Split(r.Stdout, "\n")
 		if lines[0] != hex.EncodeToString(sum[:]) {
 			t.Errorf("run #%d: the command's CI_TOKEN is not the issued token", i+1)
 		}
 		if len(lines) < 2 || !strings.Contains(lines[1], "child-argv") {
 			t.Errorf("run #%d: the command did not print its argv", i+1)
 		}
-		assertNoSecret(t, "run's command output (argv included)", r.stdout, f.secrets()...)
-		assertNoSecret(t, "run -v's stderr", r.stderr, f.secrets()...)
+		brokertest.NoLeak(t, "run's command output (argv included)", r.Stdout, f.secrets()...)
+		brokertest.NoLeak(t, "run -v's stderr", r.Stderr, f.secrets()...)
 	}
 }
 

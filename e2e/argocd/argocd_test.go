@@ -41,7 +41,7 @@ type fleet struct {
 
 func newFleet(t *testing.T, names ...string) *fleet {
 	t.Helper()
-	f := &fleet{Fleet: testkit.NewFleet(t, filepath.Join("..", ".."), podSubject, names...)}
+	f := &fleet{Fleet: testkit.NewFleet(t, filepath.Join("..", ".."), "get-target-token", podSubject, names...)}
 	f.cacheDir = filepath.Join(f.Dir, "cache")
 	return f
 }

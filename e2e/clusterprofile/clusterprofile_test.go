@@ -23,7 +23,7 @@ type fleet struct{ *testkit.Fleet }
 
 func newFleet(t *testing.T, names ...string) *fleet {
 	t.Helper()
-	return &fleet{testkit.NewFleet(t, filepath.Join("..", ".."), podSubject, names...)}
+	return &fleet{testkit.NewFleet(t, filepath.Join("..", ".."), "get-target-token", podSubject, names...)}
 }
 
 // providerFile writes the provider file that `brokercred config

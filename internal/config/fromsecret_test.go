@@ -2,13 +2,10 @@ package config
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -22,20 +19,20 @@ import (
 	"github.com/brokercred/brokercred/internal/token"
 )
 
-// fakeCredentials are the credentials planted in testdata/from-secret-*:
-// bearerToken (also in the last-applied annotation), username, password,
-// certData and keyData (base64 of these), awsAuthConfig.roleARN, the old
-// execProviderConfig's args and env, proxyUrl's password, a stray data key.
-var fakeCredentials = []string{
-	"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJGQUtFIn0.FAKEsig-k2Jq9VxW4mTz7LpR",
-	"FAKEpw-Zq8vT3xLm9Rk2Wd",
-	"FAKEuser-Hn5cY1bQe",
-	"FAKEcert-Pw3nM8sKx2Vb7Qe",
-	"FAKEkey-Tj6rD9gLu4Yh1Za",
-	"arn:aws:iam::123456789012:role/FAKErole-Ux7kP2mWq",
-	"FAKEexec-Rb4nV8cLs3Jt",
-	"FAKEproxy-Gm2xW7hKd9",
-	"FAKEextra-Lq5sZ3tNy8",
+// fakeCredentials are the credentials planted in testdata/from-secret-*,
+// one a line in testdata/fake-credentials.txt (the root package's CLI test
+// reads it too): bearerToken (also in the last-applied annotation),
+// username, password, certData and keyData (base64 of these),
+// awsAuthConfig.roleARN, the old execProviderConfig's args and env,
+// proxyUrl's password, a stray data key.
+var fakeCredentials = readFakeCredentials()
+
+func readFakeCredentials() []string {
+	data, err := os.ReadFile(filepath.Join("testdata", "fake-credentials.txt"))
+	if err != nil {
+		panic(err)
+	}
+	return strings.Fields(string(data))
 }
 
 // base64Run finds what may be base64 in the test inputs.
@@ -322,57 +319,4 @@ func lines(text string) []string {
 		return nil
 	}
 	return strings.Split(strings.TrimSuffix(text, "\n"), "\n")
-}
-
-// TestFromSecretCLI runs brokercred config argocd-cluster --from-secret as
-// a user does: exit status 0 with the converted Secrets on stdout and one
-// stderr line per Secret left out, or 1 with nothing on stdout when none
-// was converted.
-func TestFromSecretCLI(t *testing.T) {
-	bin := buildBinary(t)
-	allBad := writeFile(t, t.TempDir(), "bad.yaml", "apiVersion: v1\nkind: List\nitems:\n- "+indent(secretYAML("a", "")))
-	want, err := os.ReadFile(filepath.Join("testdata", "argocd-cluster-from-secret-list.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct {
-		name         string
-		input        string
-		wantCode     int
-		wantStdout   string
-		wantStderrRe string
-	}{
-		{"some converted", filepath.Join("testdata", "from-secret-list.yaml"), 0, string(want),
-			`^brokercred: argocd/dev-cluster: left out annotations [^\n]+; [^\n]+\n(brokercred: left out argocd/[a-z0-9-]+: [^\n]+; [^\n]+\n){7}$`},
-		{"none converted", allBad, 1, "",
-			`^brokercred: left out argocd/a: has no server key; [^\n]+\nbrokercred: error: none of the 1 Secrets in --from-secret \S+ was converted; fix the causes reported above\n$`},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), processTimeout)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, bin, "config", "argocd-cluster", "--from-secret", tc.input, "--broker-url", brokerURL)
-			cmd.Env = []string{"HOME=" + t.TempDir()}
-			var stdout, stderr bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			err := cmd.Run()
-			code := 0
-			var exitErr *exec.ExitError
-			if errors.As(err, &exitErr) {
-				code = exitErr.ExitCode()
-			} else if err != nil {
-				t.Fatalf("run brokercred: %v", err)
-			}
-			if code != tc.wantCode {
-				t.Errorf("exit status %d, want %d; stderr:\n%s", code, tc.wantCode, stderr.String())
-			}
-			if stdout.String() != tc.wantStdout {
-				t.Errorf("stdout (-want +got):\n-%s\n+%s", tc.wantStdout, stdout.String())
-			}
-			if !regexp.MustCompile(tc.wantStderrRe).MatchString(stderr.String()) {
-				t.Errorf("stderr = %q, want it to match %q", stderr.String(), tc.wantStderrRe)
-			}
-			assertNoCredential(t, "stdout", stdout.String())
-			assertNoCredential(t, "stderr", stderr.String())
-		})
-	}
 }

@@ -1,8 +1,8 @@
-// Package testkit holds what brokercred's end-to-end tests share across
-// their Go modules: building the binary, a fleet of fake clusters behind the
-// fake broker, finding the real kubectl binaries on this machine, writing a
-// kubeconfig that runs a credential plugin, and asking an API server for its
-// version through client-go.
+// Package testkit holds what brokercred's process tests share across their
+// Go modules: building the binary, running a process with a clean
+// environment, a fleet of fake clusters behind the fake broker speaking one
+// protocol, finding the real kubectl binaries on this machine, and asking an
+// API server for its version through client-go.
 package testkit
 
 import (
@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -125,42 +126,59 @@ func BuildBrokercred(t testing.TB, root string) string {
 
 // Fleet is a fake broker, one fake API server per cluster name that trusts
 // that broker's tokens for its name, a pod token, and the brokercred
-// binary: the remote side of a fleet of clusters.
+// binary: the remote side of a fleet of clusters, reached by one protocol.
 type Fleet struct {
-	Bin       string // empty when StartFleet built none
-	Broker    *brokertest.Server
-	APIs      map[string]*brokertest.APIServer
-	Dir       string // holds the pod token, CA files and the cache
-	TokenFile string
+	Bin string // empty when StartFleet built none
+	// Protocol is the --protocol brokercred calls Broker by, and BrokerURL
+	// the --broker-url where Broker serves it.
+	Protocol, BrokerURL string
+	Broker              *brokertest.Server
+	APIs                map[string]*brokertest.APIServer // by cluster name
+	Dir                 string                           // holds the pod token, CA files and the cache
+	TokenFile           string
 }
 
-// NewFleet starts the default broker and one API server per name, all
-// stopped when the test ends, with a pod token for subject, and builds
-// brokercred from root.
-func NewFleet(t testing.TB, root, subject string, names ...string) *Fleet {
+// NewFleet starts the default broker for protocol and one API server per
+// name, all stopped when the test ends, with a pod token for subject, and
+// builds brokercred from root.
+func NewFleet(t testing.TB, root, protocol, subject string, names ...string) *Fleet {
 	t.Helper()
-	f := StartFleet(t, brokertest.Options{}, brokertest.PodToken(subject, time.Now().Add(time.Hour)), names...)
+	f := StartFleet(t, protocol, brokertest.Options{}, brokertest.PodToken(subject, time.Now().Add(time.Hour)), names...)
 	f.Bin = BuildBrokercred(t, root)
 	return f
 }
 
-// StartFleet starts a broker with opts and one API server per name, all
-// stopped when the test ends, and writes podToken to TokenFile. It builds
-// no binary: Bin is empty, for a caller that has built one already.
-func StartFleet(t testing.TB, opts brokertest.Options, podToken string, names ...string) *Fleet {
+// StartFleet starts a broker with opts for protocol (one of
+// brokertest.Protocols) and one API server per name, all stopped when the
+// test ends, and writes podToken to TokenFile. It builds no binary: Bin is
+// empty, for a caller that has built one already.
+func StartFleet(t testing.TB, protocol string, opts brokertest.Options, podToken string, names ...string) *Fleet {
 	t.Helper()
-	f := &Fleet{Broker: brokertest.NewServer(opts), APIs: map[string]*brokertest.APIServer{}, Dir: t.TempDir()}
+	f := &Fleet{Protocol: protocol, Broker: brokertest.NewServer(opts), APIs: map[string]*brokertest.APIServer{}, Dir: t.TempDir()}
 	t.Cleanup(f.Broker.Close)
+	if f.BrokerURL = f.Broker.Endpoint(protocol); f.BrokerURL == "" {
+		t.Fatalf("brokertest serves no protocol %q; it serves %v", protocol, brokertest.Protocols())
+	}
 	for _, name := range names {
-		api := brokertest.NewAPIServer(f.Broker, name)
-		t.Cleanup(api.Close)
-		f.APIs[name] = api
+		f.AddCluster(t, name, name)
 	}
 	f.TokenFile = filepath.Join(f.Dir, "token")
 	if err := os.WriteFile(f.TokenFile, []byte(podToken), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return f
+}
+
+// AddCluster starts an API server for the cluster called name, stopped when
+// the test ends, that trusts the broker's tokens for audience: the name
+// itself, or what the protocol's settings make of it (api://NAME for a
+// scope api://{target}/.default).
+func (f *Fleet) AddCluster(t testing.TB, name, audience string) *brokertest.APIServer {
+	t.Helper()
+	api := brokertest.NewAPIServer(f.Broker, audience)
+	t.Cleanup(api.Close)
+	f.APIs[name] = api
+	return api
 }
 
 // AskedTargets are the targets the broker was asked for, in order, joined
@@ -171,33 +189,6 @@ func (f *Fleet) AskedTargets() string {
 		targets = append(targets, r.Target)
 	}
 	return strings.Join(targets, ",")
-}
-
-// CacheEntries lists the entry files brokercred keeps under the cache
-// directory dir: they live in the calling user's private subdirectory and
-// are named by the hex SHA-256 of their key, so other JSON files there (a
-// shared dir's package.json) are none.
-func CacheEntries(dir string) ([]string, error) {
-	return filepath.Glob(filepath.Join(dir, "user-*", strings.Repeat("[0-9a-f]", 64)+".json"))
-}
-
-// Kubeconfig is the kubeconfig brokercred's own generator writes (`bin
-// config kubeconfig`) for a cluster at server, trusted through the PEM in
-// caFile, whose user runs bin with the token flags args.
-func Kubeconfig(t testing.TB, bin, server, caFile string, args ...string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, append([]string{"config", "kubeconfig", "--name", "remote", "--server", server,
-		"--server-ca-file", caFile, "--command", bin}, args...)...)
-	cmd.Env = []string{"HOME=" + t.TempDir()} // no BROKERCRED_* of this process
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("brokercred config kubeconfig: %v: %s", err, stderr.String())
-	}
-	return string(out)
 }
 
 // Env is this process's environment without anything that configures
@@ -217,25 +208,42 @@ func Env(t testing.TB, extra ...string) []string {
 	return append(env, extra...)
 }
 
+// ProcessTimeout bounds every process Exec and Run start, so that a hang
+// fails the test instead of stalling the run.
+const ProcessTimeout = 2 * time.Minute
+
 // Result is what one process left behind.
 type Result struct {
 	Code           int
 	Stdout, Stderr string
 }
 
-// Run runs path with args and exactly env, within two minutes. A process
-// that cannot start fails the test; one that exits non-zero does not.
-func Run(t testing.TB, env []string, path string, args ...string) Result {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+// Exec runs argv[0] with the rest as arguments, exactly env, and as attr
+// says (nil: as this process's user), within ProcessTimeout. An exit status
+// is a result; only failing to run at all is an error. It is safe to call
+// from several goroutines at once.
+func Exec(env []string, attr *syscall.SysProcAttr, argv ...string) (Result, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), ProcessTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, path, args...)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = env
+	cmd.SysProcAttr = attr
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	var exitErr *exec.ExitError
 	if err := cmd.Run(); err != nil && !errors.As(err, &exitErr) {
-		t.Fatalf("run %s: %v", filepath.Base(path), err)
+		return Result{}, fmt.Errorf("run %s: %w", filepath.Base(argv[0]), err)
 	}
-	return Result{Code: cmd.ProcessState.ExitCode(), Stdout: stdout.String(), Stderr: stderr.String()}
+	return Result{Code: cmd.ProcessState.ExitCode(), Stdout: stdout.String(), Stderr: stderr.String()}, nil
+}
+
+// Run is Exec for a test, as this process's user: a process that cannot
+// start fails the test; one that exits non-zero does not.
+func Run(t testing.TB, env []string, path string, args ...string) Result {
+	t.Helper()
+	r, err := Exec(env, nil, append([]string{path}, args...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

@@ -1,11 +1,9 @@
-package config
+package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -30,38 +28,42 @@ func TestKubercAllowlist(t *testing.T) {
 	if len(kubectls) == 0 {
 		t.Skip("no kubectl 1.35 or later (the first to read credentialPluginPolicy from kuberc): build one with e2e/kube/build.sh kubectl v1.37.2")
 	}
-	bin := buildBinary(t)
 	elsewhere := filepath.Join(t.TempDir(), "brokercred")
-	copyFile(t, bin, elsewhere)
-	kuberc := writeFile(t, t.TempDir(), "kuberc", strings.ReplaceAll(readmeKuberc(t), readmeInstallPath, bin))
+	copyFile(t, binary, elsewhere)
+	kuberc := filepath.Join(t.TempDir(), "kuberc")
+	if err := os.WriteFile(kuberc, []byte(strings.ReplaceAll(readmeKuberc(t), readmeInstallPath, binary)), 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	for _, name := range testkit.SortedNames(kubectls) {
 		t.Run(name, func(t *testing.T) {
 			t.Run("allowed by its full path", func(t *testing.T) {
-				f := newFleet(t, "dev-cluster")
-				config := f.generatedKubeconfig(t, bin, bin, "dev-cluster")
-				stdout, stderr, err := runKubectl(t, kubectls[name], []string{"KUBERC=" + kuberc}, "--kubeconfig", config, "get", "--raw", "/version")
-				f.noTokenIn(t, stdout+stderr)
-				if err != nil {
-					t.Fatalf("get --raw /version: %v\nstderr:\n%s", err, stderr)
+				f := newFixture(t, withClusters("dev-cluster"))
+				f.target = "dev-cluster"
+				config := f.kubeconfig(t, "dev-cluster", false)
+				r := runKubectl(t, kubectls[name], []string{"KUBERC=" + kuberc}, "--kubeconfig", config, "get", "--raw", "/version")
+				brokertest.NoLeak(t, "kubectl output", r.Stdout+r.Stderr, f.secrets()...)
+				if r.Code != 0 {
+					t.Fatalf("get --raw /version: exit code %d\nstderr:\n%s", r.Code, redact(r.Stderr))
 				}
-				if !strings.Contains(stdout, brokertest.APIServerVersion) {
-					t.Errorf("stdout = %q, want it to contain %q", stdout, brokertest.APIServerVersion)
+				if !strings.Contains(r.Stdout, brokertest.APIServerVersion) {
+					t.Errorf("stdout = %q, want it to contain %q", redact(r.Stdout), brokertest.APIServerVersion)
 				}
-				if got := strings.Join(f.askedTargets(), ","); got != "dev-cluster" {
+				if got := f.AskedTargets(); got != "dev-cluster" {
 					t.Errorf("broker was asked for %q, want dev-cluster once", got)
 				}
 			})
 			t.Run("not on the list", func(t *testing.T) {
-				f := newFleet(t, "dev-cluster")
-				config := f.generatedKubeconfig(t, bin, elsewhere, "dev-cluster")
-				_, stderr, err := runKubectl(t, kubectls[name], []string{"KUBERC=" + kuberc}, "--kubeconfig", config, "get", "--raw", "/version")
+				f := newFixture(t, withClusters("dev-cluster"))
+				f.target, f.command = "dev-cluster", elsewhere
+				config := f.kubeconfig(t, "dev-cluster", false)
+				r := runKubectl(t, kubectls[name], []string{"KUBERC=" + kuberc}, "--kubeconfig", config, "get", "--raw", "/version")
 				// client-go's exec.Authenticator.checkAllowlistLocked.
 				want := `plugin path "` + elsewhere + `" is not permitted by the credential plugin allowlist`
-				if err == nil || !strings.Contains(stderr, want) {
-					t.Errorf("kubectl: %v, stderr %q; want a failure saying %s", err, stderr, want)
+				if r.Code == 0 || !strings.Contains(r.Stderr, want) {
+					t.Errorf("kubectl: exit code %d, stderr %q; want a failure saying %s", r.Code, redact(r.Stderr), want)
 				}
-				if n := len(f.broker.Requests()); n != 0 {
+				if n := len(f.Broker.Requests()); n != 0 {
 					t.Errorf("broker got %d requests, want none: kubectl must not run a plugin off the list", n)
 				}
 			})
@@ -86,8 +88,8 @@ func kubectlsWithKuberc(t *testing.T) map[string]string {
 // false when it says nothing readable.
 func kubectlMinor(t *testing.T, path string) (int, bool) {
 	t.Helper()
-	stdout, _, err := runKubectl(t, path, nil, "version", "--client", "-o", "json")
-	if err != nil {
+	r := runKubectl(t, path, nil, "version", "--client", "-o", "json")
+	if r.Code != 0 {
 		return 0, false
 	}
 	var v struct {
@@ -95,7 +97,7 @@ func kubectlMinor(t *testing.T, path string) (int, bool) {
 			Major, Minor string
 		} `json:"clientVersion"`
 	}
-	if json.Unmarshal([]byte(stdout), &v) != nil || v.ClientVersion.Major != "1" {
+	if json.Unmarshal([]byte(r.Stdout), &v) != nil || v.ClientVersion.Major != "1" {
 		return 0, false
 	}
 	minor, err := strconv.Atoi(strings.TrimSuffix(v.ClientVersion.Minor, "+"))
@@ -106,7 +108,7 @@ func kubectlMinor(t *testing.T, path string) (int, bool) {
 // of kind Preference.
 func readmeKuberc(t *testing.T) string {
 	t.Helper()
-	readme, err := os.ReadFile(filepath.Join("..", "..", "docs", "kubectl.md"))
+	readme, err := os.ReadFile(filepath.Join("docs", "kubectl.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,38 +119,6 @@ func readmeKuberc(t *testing.T) string {
 	}
 	t.Fatal("docs/kubectl.md has no yaml block of kind Preference (the kuberc recipe)")
 	return ""
-}
-
-// generatedKubeconfig has `brokercred config kubeconfig` (the binary bin)
-// write a kubeconfig for f's cluster name whose user runs command, and
-// returns its path.
-func (f *fleet) generatedKubeconfig(t *testing.T, bin, command, name string) string {
-	t.Helper()
-	api := f.apis[name]
-	ctx, cancel := context.WithTimeout(context.Background(), processTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "config", "kubeconfig",
-		"--name", name, "--server", api.URL, "--server-ca-file", api.CAFile(t.TempDir()),
-		"--broker-url", f.broker.URL, "--ca-file", f.broker.CAFile(f.dir), "--token-file", f.tokenFile,
-		"--cache-dir", filepath.Join(t.TempDir(), "cache"), "--command", command)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH")} // no BROKERCRED_* defaults
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("brokercred config kubeconfig: %v\nstderr:\n%s", err, stderr.String())
-	}
-	return writeFile(t, t.TempDir(), "kubeconfig", string(out))
-}
-
-// noTokenIn fails the test if text holds any token the broker issued.
-func (f *fleet) noTokenIn(t *testing.T, text string) {
-	t.Helper()
-	for _, token := range f.broker.Issued() {
-		if leak := brokertest.Leak(text, token); leak != "" {
-			t.Errorf("kubectl output holds %s", leak)
-		}
-	}
 }
 
 // copyFile copies the executable src to dst.

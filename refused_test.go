@@ -1,7 +1,6 @@
-package config
+package main
 
 import (
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -18,24 +17,23 @@ import (
 // plugin again; brokercred must fetch a new token (one broker request)
 // instead of serving the refused one until it expires.
 func TestRefusedTokenRecoversWithClientGo(t *testing.T) {
-	f := newFleet(t, "dev")
-	bin := buildBinary(t)
-	cfgPath := f.kubeconfig(t, bin, "dev", filepath.Join(t.TempDir(), "cache"), false)
-	cfg, err := clientcmd.BuildConfigFromFlags("", cfgPath)
+	f := newFixture(t, withClusters("dev"))
+	f.target = "dev"
+	cfg, err := clientcmd.BuildConfigFromFlags("", f.kubeconfig(t, "dev", false))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := testkit.ServerVersion(cfg); err != nil {
 		t.Fatalf("first call: %v", err)
 	}
-	f.apis["dev"].RefuseIssued()
+	f.APIs["dev"].RefuseIssued()
 	if _, err = testkit.ServerVersion(cfg); !apierrors.IsUnauthorized(err) {
 		t.Fatalf("call with the refused token: %v, want 401 (client-go does not retry the request)", err)
 	}
 	if v, err := testkit.ServerVersion(cfg); err != nil || v != brokertest.APIServerVersion {
 		t.Fatalf("call after the refusal: %q, %v; want %s with a new token", v, err, brokertest.APIServerVersion)
 	}
-	if n := len(f.broker.Requests()); n != 2 {
+	if n := len(f.Broker.Requests()); n != 2 {
 		t.Errorf("broker requests = %d, want 2 (the first token, then one after the refusal)", n)
 	}
 }
@@ -48,29 +46,29 @@ func TestRefusedTokenRecoversWithKubectl(t *testing.T) {
 	if len(bins) == 0 {
 		t.Skip("no kubectl on PATH and no kubectl.1.* beside gcloud: install kubectl to run this test")
 	}
-	bin := buildBinary(t)
 	for _, name := range testkit.SortedNames(bins) {
 		t.Run(name, func(t *testing.T) {
-			f := newFleet(t, "dev")
-			cfgPath := f.kubeconfig(t, bin, "dev", filepath.Join(t.TempDir(), "cache"), false)
-			get := func() (string, string, error) {
-				return runKubectl(t, bins[name], nil, "--kubeconfig", cfgPath, "get", "--raw", "/version")
+			f := newFixture(t, withClusters("dev"))
+			f.target = "dev"
+			config := f.kubeconfig(t, "dev", false)
+			get := func() testkit.Result {
+				return runKubectl(t, bins[name], nil, "--kubeconfig", config, "get", "--raw", "/version")
 			}
-			if _, stderr, err := get(); err != nil {
-				t.Fatalf("first kubectl: %v\n%s", err, stderr)
+			if r := get(); r.Code != 0 {
+				t.Fatalf("first kubectl: exit code %d\n%s", r.Code, redact(r.Stderr))
 			}
-			f.apis["dev"].RefuseIssued()
+			f.APIs["dev"].RefuseIssued()
 			var ok bool
 			for range 2 {
-				stdout, _, err := get()
-				if ok = err == nil && strings.Contains(stdout, brokertest.APIServerVersion); ok {
+				r := get()
+				if ok = r.Code == 0 && strings.Contains(r.Stdout, brokertest.APIServerVersion); ok {
 					break
 				}
 			}
 			if !ok {
 				t.Fatal("kubectl still fails two calls after the refusal: brokercred serves the refused token")
 			}
-			if n := len(f.broker.Requests()); n != 2 {
+			if n := len(f.Broker.Requests()); n != 2 {
 				t.Errorf("broker requests = %d, want 2", n)
 			}
 		})
