@@ -187,9 +187,9 @@ func TestClientAssertionErrors(t *testing.T) {
 			if strings.ContainsAny(err.Error(), "\r\n") {
 				t.Errorf("error spans several lines: %q", err)
 			}
-			assertNoSecret(t, err.Error(), f.pod)
+			brokertest.NoLeak(t, "error", err.Error(), f.pod)
 			for _, issued := range f.broker.Issued() {
-				assertNoSecret(t, err.Error(), issued)
+				brokertest.NoLeak(t, "error", err.Error(), issued)
 			}
 			if n := len(f.broker.Requests()); n != tc.wantAsked {
 				t.Errorf("broker got %d requests, want %d", n, tc.wantAsked)

@@ -125,7 +125,7 @@ func TestExchangeReadsSecretEachCall(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "invalid_client") {
 		t.Fatalf("after the secret changed, err = %v, want invalid_client", err)
 	}
-	assertNoSecret(t, err.Error(), f.pod)
+	brokertest.NoLeak(t, "error", err.Error(), f.pod)
 }
 
 func TestExchangeErrors(t *testing.T) {
@@ -177,7 +177,7 @@ func TestExchangeErrors(t *testing.T) {
 			if strings.Contains(err.Error(), "\n") {
 				t.Errorf("error spans several lines: %q", err)
 			}
-			assertNoSecret(t, err.Error(), f.pod)
+			brokertest.NoLeak(t, "error", err.Error(), f.pod)
 		})
 	}
 }

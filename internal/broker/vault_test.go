@@ -68,11 +68,7 @@ func (f *vaultFixture) secretsOf(canned ...string) []string {
 
 func (f *vaultFixture) assertNoLeak(t *testing.T, what, text string, canned ...string) {
 	t.Helper()
-	for _, s := range f.secretsOf(canned...) {
-		if leak := brokertest.Leak(text, s); leak != "" {
-			t.Fatalf("%s holds %s", what, leak)
-		}
-	}
+	brokertest.NoLeak(t, what, text, f.secretsOf(canned...)...)
 }
 
 func TestVaultSendsEveryField(t *testing.T) {

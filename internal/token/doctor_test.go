@@ -49,9 +49,9 @@ func TestDoctor(t *testing.T) {
 			if err := WriteReport(&out, r, "json"); err != nil {
 				t.Fatal(err)
 			}
-			assertNoSecret(t, out.String(), f.pod)
+			brokertest.NoLeak(t, "doctor output", out.String(), f.pod)
 			for _, issued := range issuedTokens(f) {
-				assertNoSecret(t, out.String(), issued)
+				brokertest.NoLeak(t, "doctor output", out.String(), issued)
 			}
 			if tc.wantFailed == "" && len(f.broker.Issued()) == 0 {
 				t.Error("a healthy doctor run issued no token: the leak check above checked none")

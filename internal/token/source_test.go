@@ -46,8 +46,8 @@ func TestRefusedTokenIsReplacedOncePerWindow(t *testing.T) {
 		if err != nil {
 			t.Fatalf("caller %s: %v", caller, err)
 		}
-		assertNoSecret(t, logs.String(), f.pod)
-		assertNoSecret(t, logs.String(), c.Status.Token)
+		brokertest.NoLeak(t, "log", logs.String(), f.pod)
+		brokertest.NoLeak(t, "log", logs.String(), c.Status.Token)
 		return c.Status.Token
 	}
 	first := call("100")
@@ -142,7 +142,7 @@ func TestEchoedPodTokenIsRefused(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "sent back the pod token itself") {
 			t.Fatalf("body shape %q: err = %v, want the echo refused", body, err)
 		}
-		assertNoSecret(t, err.Error(), f.pod)
+		brokertest.NoLeak(t, "error", err.Error(), f.pod)
 		if entries, _ := filepath.Glob(filepath.Join(f.opts.CacheDir, "*", "*.json")); len(entries) != 0 {
 			t.Errorf("body shape %q: the echoed token was cached", body)
 		}

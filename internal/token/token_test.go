@@ -183,7 +183,7 @@ func TestRunWorksWithoutUsableCache(t *testing.T) {
 	if !strings.Contains(logs.String(), "cache unusable") {
 		t.Errorf("verbose log does not say why the cache is off:\n%s", logs.String())
 	}
-	assertNoSecret(t, logs.String(), f.pod)
+	brokertest.NoLeak(t, "log", logs.String(), f.pod)
 }
 
 func TestRunErrors(t *testing.T) {
@@ -216,7 +216,7 @@ func TestRunErrors(t *testing.T) {
 			if strings.Contains(err.Error(), "\n") {
 				t.Errorf("error spans several lines: %q", err)
 			}
-			assertNoSecret(t, err.Error(), f.pod)
+			brokertest.NoLeak(t, "error", err.Error(), f.pod)
 			if entries, _ := filepath.Glob(filepath.Join(f.opts.CacheDir, "*", "*.json")); len(entries) != 0 {
 				t.Errorf("a failed call left %d cache entries", len(entries))
 			}
@@ -241,13 +241,6 @@ func writeFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
-	}
-}
-
-func assertNoSecret(t *testing.T, text, token string) {
-	t.Helper()
-	if leak := brokertest.Leak(text, token); leak != "" {
-		t.Fatalf("text holds %s", leak)
 	}
 }
 

@@ -59,7 +59,7 @@ func TestRunVaultCachesPerTokenRole(t *testing.T) {
 		}
 		served[role] = c.Status.Token
 		for _, s := range vaultSecrets(f) {
-			assertNoSecret(t, secrets.Scrub(logs.String()), s)
+			brokertest.NoLeak(t, "log", secrets.Scrub(logs.String()), s)
 		}
 	}
 	if served["role-a"] == served["role-b"] {
@@ -115,7 +115,7 @@ func TestDoctorVault(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, s := range vaultSecrets(f) {
-				assertNoSecret(t, text.String()+js.String(), s)
+				brokertest.NoLeak(t, "doctor output", text.String()+js.String(), s)
 			}
 			assertDoctorOutcome(t, r, tc.wantFailed, tc.wantDetail, tc.wantSkip)
 			var names []string
