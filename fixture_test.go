@@ -29,6 +29,9 @@ import (
 
 // binary is the brokercred executable built once by TestMain; every test in
 // this package runs it as a real process, the way kubectl and Argo CD do.
+// This is the only build of it in `go test ./...`: a test of the main
+// module that runs brokercred as a process belongs in this package (the e2e
+// modules build their own, through testkit.NewFleet).
 var binary string
 
 func TestMain(m *testing.M) {
@@ -307,8 +310,8 @@ func parseCredential(t *testing.T, stdout string) credential {
 	return c
 }
 
-// tokenClaims are token's JWT claims, read by brokercred's own parser; a token
-// that is no JWT fails the test.
+// tokenClaims are token's JWT claims, read by brokercred's own parser; a
+// token that is no JWT fails the test.
 func tokenClaims(t *testing.T, token string) broker.Claims {
 	t.Helper()
 	c, err := broker.ParseClaims(token)

@@ -124,8 +124,8 @@ func BuildBrokercred(t testing.TB, root string) string {
 	return bin
 }
 
-// Fleet is a fake broker, one fake API server per cluster name that trusts
-// that broker's tokens for its name, a pod token, and the brokercred
+// Fleet is a fake broker, a fake API server per cluster that trusts that
+// broker's tokens for it (AddCluster), a pod token, and the brokercred
 // binary: the remote side of a fleet of clusters, reached by one protocol.
 type Fleet struct {
 	Bin string // empty when StartFleet built none
