@@ -43,6 +43,7 @@ func TestClientGoClusterInfoArgoCD35(t *testing.T) {
 // client.authentication.k8s.io/exec extension, and one user shared by both
 // that runs brokercred with provideClusterInfo and no --target.
 func TestKubectlClusterInfoSharedUser(t *testing.T) {
+	t.Parallel() // its own fixtures; the kubectl-bound tests overlap each other
 	bins := testkit.Kubectls()
 	if len(bins) == 0 {
 		t.Skip("no kubectl on PATH and no kubectl.1.* beside gcloud: install kubectl to run this test")

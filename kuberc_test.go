@@ -24,6 +24,7 @@ const readmeInstallPath = "/usr/local/bin/brokercred"
 // kubeconfig` prints works; the same binary at a path not on the list is
 // refused by kubectl before it runs, and the broker never hears of it.
 func TestKubercAllowlist(t *testing.T) {
+	t.Parallel() // its own fixtures; the kubectl-bound tests overlap each other
 	kubectls := kubectlsWithKuberc(t)
 	if len(kubectls) == 0 {
 		t.Skip("no kubectl 1.35 or later (the first to read credentialPluginPolicy from kuberc): build one with e2e/kube/build.sh kubectl v1.37.2")

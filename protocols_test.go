@@ -192,6 +192,7 @@ func vaultAsked(t *testing.T, b *brokertest.Server, reqs []brokertest.Request, t
 // JSON, and cache list; refused too. Nothing any of them prints may hold a
 // secret.
 func TestProtocols(t *testing.T) {
+	t.Parallel() // its own fixtures; the kubectl-bound tests overlap each other
 	rows := protocolRows()
 	for name := range rows {
 		if !slices.Contains(broker.Names(), name) {
@@ -200,6 +201,7 @@ func TestProtocols(t *testing.T) {
 	}
 	for _, name := range broker.Names() {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			row, ok := rows[name]
 			if !ok {
 				t.Fatalf("protocol %s has no row in protocolRows: add one, with its fake in brokertest", name)

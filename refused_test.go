@@ -42,6 +42,7 @@ func TestRefusedTokenRecoversWithClientGo(t *testing.T) {
 // finds the refused token in the disk cache; its 401 makes it run
 // brokercred again, which fetches a new token, and the next kubectl works.
 func TestRefusedTokenRecoversWithKubectl(t *testing.T) {
+	t.Parallel() // its own fixtures; the kubectl-bound tests overlap each other
 	bins := testkit.Kubectls()
 	if len(bins) == 0 {
 		t.Skip("no kubectl on PATH and no kubectl.1.* beside gcloud: install kubectl to run this test")
