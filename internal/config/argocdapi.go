@@ -43,6 +43,8 @@ const (
 	// argoCDTokenExpiry is the projected token's lifetime, the least the
 	// kubelet allows; it rotates the token at 80% of it.
 	argoCDTokenExpiry = 600
+	// partOfArgoCD is the label Argo CD reads its ConfigMaps and Secrets by.
+	partOfArgoCD = "argocd"
 	// connectorName is what Dex's login page shows for the connector.
 	connectorName = "Kubernetes ServiceAccounts (token exchange, not for login)"
 )
@@ -287,9 +289,16 @@ func (a ArgoCDAPI) argoCDConfigMap(argocdURL *url.URL) (configMap, error) {
 	return configMap{
 		APIVersion: "v1",
 		Kind:       "ConfigMap",
-		Metadata:   objectMeta{Name: "argocd-cm", Namespace: a.Namespace},
+		Metadata:   argoCDMeta("argocd-cm", a.Namespace),
 		Data:       map[string]string{"url": argocdURL.String(), "dex.config": string(dexYAML)},
 	}, nil
+}
+
+// argoCDMeta names one of Argo CD's ConfigMaps, with the label its
+// settings informer selects them by (app.kubernetes.io/part-of: argocd):
+// without it Argo CD does not see a ConfigMap applied fresh.
+func argoCDMeta(name, namespace string) objectMeta {
+	return objectMeta{Name: name, Namespace: namespace, Labels: map[string]string{"app.kubernetes.io/part-of": partOfArgoCD}}
 }
 
 // dexID matches a connector ID that is safe in a URL path and a form value.
@@ -401,7 +410,7 @@ func (a ArgoCDAPI) rbacConfigMap(sas []serviceAccount) (configMap, error) {
 	return configMap{
 		APIVersion: "v1",
 		Kind:       "ConfigMap",
-		Metadata:   objectMeta{Name: "argocd-rbac-cm", Namespace: a.Namespace},
+		Metadata:   argoCDMeta("argocd-rbac-cm", a.Namespace),
 		Data:       map[string]string{key: a.policyCSV(sas)},
 	}, nil
 }
