@@ -61,7 +61,7 @@ type rig struct {
 	dir    string
 }
 
-func newRig(t *testing.T, bin string, args ...string) *rig {
+func newRig(t testing.TB, bin string, args ...string) *rig {
 	t.Helper()
 	r := &rig{bin: bin, dir: t.TempDir()}
 	r.pki = newPKI(t, r.dir)
@@ -74,7 +74,7 @@ func newRig(t *testing.T, bin string, args ...string) *rig {
 
 // projectedAudience is the audience the generated CI pod's token volume
 // asks the kubelet for.
-func (r *rig) projectedAudience(t *testing.T) string {
+func (r *rig) projectedAudience(t testing.TB) string {
 	t.Helper()
 	for _, v := range r.argo.generated.pod.Spec.Volumes {
 		if v.Projected != nil && len(v.Projected.Sources) == 1 && v.Projected.Sources[0].ServiceAccountToken != nil {
@@ -88,7 +88,7 @@ func (r *rig) projectedAudience(t *testing.T) string {
 // printTokenArgs are the generated CI pod's `brokercred run` flags as a
 // `brokercred print-token` call: the pod's token file and cache replaced by
 // the test's, and the test CA trusted for Argo CD.
-func (r *rig) printTokenArgs(t *testing.T, tokenFile, cacheDir string) []string {
+func (r *rig) printTokenArgs(t testing.TB, tokenFile, cacheDir string) []string {
 	t.Helper()
 	args := r.argo.generated.pod.Spec.Containers[0].Args
 	dash := -1
@@ -117,7 +117,7 @@ func (r *rig) printTokenArgs(t *testing.T, tokenFile, cacheDir string) []string 
 // exchange runs brokercred print-token, as the CI pod's brokercred run
 // would, for podToken, and returns the Dex token. It fails the test unless
 // brokercred succeeds; no failure message quotes a token.
-func (r *rig) exchange(t *testing.T, podToken string) string {
+func (r *rig) exchange(t testing.TB, podToken string) string {
 	t.Helper()
 	res := r.printToken(t, podToken, t.TempDir())
 	if res.Code != 0 {
@@ -130,7 +130,7 @@ func (r *rig) exchange(t *testing.T, podToken string) string {
 	return tok
 }
 
-func (r *rig) printToken(t *testing.T, podToken, cacheDir string) testkit.Result {
+func (r *rig) printToken(t testing.TB, podToken, cacheDir string) testkit.Result {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(file, []byte(podToken), 0o600); err != nil {

@@ -69,7 +69,7 @@ type generated struct {
 
 // startArgoCD runs `bin config argocd-api` for this Argo CD and issuer with
 // args, stores its ConfigMaps, and starts Dex and the server from them.
-func startArgoCD(t *testing.T, bin string, p *pki, issuer *saIssuer, args ...string) *argoCD {
+func startArgoCD(t testing.TB, bin string, p *pki, issuer *saIssuer, args ...string) *argoCD {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -116,7 +116,7 @@ func startArgoCD(t *testing.T, bin string, p *pki, issuer *saIssuer, args ...str
 
 // generate runs `bin config argocd-api` and parses its documents strictly
 // into core/v1 types.
-func generate(t *testing.T, bin string, args ...string) generated {
+func generate(t testing.TB, bin string, args ...string) generated {
 	t.Helper()
 	res := testkit.Run(t, testkit.Env(t), bin, append([]string{"config", "argocd-api"}, args...)...)
 	if res.Code != 0 || res.Stderr != "" {
@@ -137,7 +137,7 @@ func generate(t *testing.T, bin string, args ...string) generated {
 
 // argoCDSecret is argocd-secret as an install has it: the server's signing
 // key and its TLS certificate.
-func argoCDSecret(t *testing.T, p *pki) *corev1.Secret {
+func argoCDSecret(t testing.TB, p *pki) *corev1.Secret {
 	t.Helper()
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
@@ -153,7 +153,7 @@ func argoCDSecret(t *testing.T, p *pki) *corev1.Secret {
 // rundex does, and runs Dex with it until the test ends. Only the listen
 // addresses and the TLS files change: Argo CD fixes them at 0.0.0.0:5556-5558
 // and /tmp/tls.*, which a test sharing its machine cannot use.
-func (a *argoCD) startDex(t *testing.T, p *pki, s *settings.ArgoCDSettings) string {
+func (a *argoCD) startDex(t testing.TB, p *pki, s *settings.ArgoCDSettings) string {
 	t.Helper()
 	// argocd-dex-server's container has these from argocd-cmd-params-cm
 	// (dexserver.log.level, dexserver.log.format); Argo CD copies them
@@ -181,8 +181,10 @@ func (a *argoCD) startDex(t *testing.T, p *pki, s *settings.ArgoCDSettings) stri
 		t.Fatal(err)
 	}
 
+	bin := dexBinary(t)
+	start := time.Now()
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, dexBinary(t), "serve", file)
+	cmd := exec.CommandContext(ctx, bin, "serve", file)
 	cmd.Stdout, cmd.Stderr = a.dexLog, a.dexLog
 	if err := cmd.Start(); err != nil {
 		cancel()
@@ -208,6 +210,7 @@ func (a *argoCD) startDex(t *testing.T, p *pki, s *settings.ArgoCDSettings) stri
 		default:
 		}
 		if ok(client, base+"/.well-known/openid-configuration") && ok(client, base+"/keys") {
+			t.Logf("dex serving Argo CD's generated config after %s", time.Since(start).Round(time.Millisecond))
 			return addr
 		}
 		if time.Now().After(deadline) {
@@ -218,7 +221,7 @@ func (a *argoCD) startDex(t *testing.T, p *pki, s *settings.ArgoCDSettings) stri
 
 // projectLister lists AppProjects with the given names in Argo CD's
 // namespace, as argocd-server's informer would.
-func projectLister(t *testing.T, names ...string) applisters.AppProjectNamespaceLister {
+func projectLister(t testing.TB, names ...string) applisters.AppProjectNamespaceLister {
 	t.Helper()
 	indexer := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
 	for _, name := range names {
@@ -234,7 +237,7 @@ func projectLister(t *testing.T, names ...string) applisters.AppProjectNamespace
 // Enforcer.RunPolicyLoader. The loader watches the ConfigMap until its
 // context ends; the context ends as soon as the ConfigMap is read, so it
 // loads the policy once and returns.
-func loadRBAC(t *testing.T, clientset *fake.Clientset, projects applisters.AppProjectNamespaceLister) *rbac.Enforcer {
+func loadRBAC(t testing.TB, clientset *fake.Clientset, projects applisters.AppProjectNamespaceLister) *rbac.Enforcer {
 	t.Helper()
 	enf := rbac.NewEnforcer(clientset, argoCDNamespace, "argocd-rbac-cm", nil)
 	enf.EnableEnforce(true)
@@ -285,10 +288,10 @@ func (a *argoCD) verify(token string) (jwt.MapClaims, error) {
 // version: the first run on a machine compiles it (about five minutes of
 // CPU), later ones only check it is there. The build gets the test's time
 // less a minute.
-func dexBinary(t *testing.T) string {
+func dexBinary(t testing.TB) string {
 	t.Helper()
 	ctx := context.Background()
-	if d, ok := t.Deadline(); ok {
+	if d, ok := deadline(t); ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadline(ctx, d.Add(-time.Minute))
 		defer cancel()
@@ -306,6 +309,14 @@ func dexBinary(t *testing.T) string {
 	return strings.TrimSpace(string(out))
 }
 
+// deadline is the test's deadline; a benchmark has none.
+func deadline(t testing.TB) (time.Time, bool) {
+	if d, ok := t.(interface{ Deadline() (time.Time, bool) }); ok {
+		return d.Deadline()
+	}
+	return time.Time{}, false
+}
+
 func ok(c *http.Client, u string) bool {
 	resp, err := c.Get(u)
 	if err != nil {
@@ -318,7 +329,7 @@ func ok(c *http.Client, u string) bool {
 
 // freeAddr is a loopback address with a port free a moment ago, for Dex,
 // which takes its listen addresses from its config.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -29,7 +29,7 @@ type saIssuer struct {
 	kid string
 }
 
-func newSAIssuer(t *testing.T, p *pki) *saIssuer {
+func newSAIssuer(t testing.TB, p *pki) *saIssuer {
 	t.Helper()
 	key := newRSAKey(t)
 	iss := &saIssuer{key: key, kid: keyID(&key.PublicKey)}
@@ -58,7 +58,7 @@ func newSAIssuer(t *testing.T, p *pki) *saIssuer {
 
 // podToken is a projected token of ServiceAccount ns:name for audience aud,
 // signed by this issuer.
-func (iss *saIssuer) podToken(t *testing.T, ns, name, aud string) string {
+func (iss *saIssuer) podToken(t testing.TB, ns, name, aud string) string {
 	t.Helper()
 	return iss.sign(t, podClaims(iss.URL, ns, name, aud, time.Now()))
 }
@@ -83,12 +83,12 @@ func podClaims(issuer, ns, name, aud string, now time.Time) map[string]any {
 }
 
 // sign makes a compact RS256 JWS of claims with this issuer's key.
-func (iss *saIssuer) sign(t *testing.T, claims map[string]any) string {
+func (iss *saIssuer) sign(t testing.TB, claims map[string]any) string {
 	t.Helper()
 	return signRS256(t, iss.key, iss.kid, claims)
 }
 
-func signRS256(t *testing.T, key *rsa.PrivateKey, kid string, claims map[string]any) string {
+func signRS256(t testing.TB, key *rsa.PrivateKey, kid string, claims map[string]any) string {
 	t.Helper()
 	header, err := json.Marshal(map[string]string{"alg": "RS256", "kid": kid, "typ": "JWT"})
 	if err != nil {
@@ -107,7 +107,7 @@ func signRS256(t *testing.T, key *rsa.PrivateKey, kid string, claims map[string]
 	return signing + "." + b64(sig)
 }
 
-func newRSAKey(t *testing.T) *rsa.PrivateKey {
+func newRSAKey(t testing.TB) *rsa.PrivateKey {
 	t.Helper()
 	k, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -128,7 +128,7 @@ func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 
 // claimsOf decodes a JWT's payload without verifying it, for a test that
 // reads or rewrites what a token says.
-func claimsOf(t *testing.T, jwt string) map[string]any {
+func claimsOf(t testing.TB, jwt string) map[string]any {
 	t.Helper()
 	parts := strings.Split(jwt, ".")
 	if len(parts) != 3 {
@@ -147,7 +147,7 @@ func claimsOf(t *testing.T, jwt string) map[string]any {
 
 // withClaims is jwt with its payload replaced by claims and its header and
 // signature kept: what an attacker who edits a token gets.
-func withClaims(t *testing.T, jwt string, claims map[string]any) string {
+func withClaims(t testing.TB, jwt string, claims map[string]any) string {
 	t.Helper()
 	parts := strings.Split(jwt, ".")
 	payload, err := json.Marshal(claims)

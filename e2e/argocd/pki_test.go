@@ -25,7 +25,7 @@ type pki struct {
 	pool                      *x509.CertPool
 }
 
-func newPKI(t *testing.T, dir string) *pki {
+func newPKI(t testing.TB, dir string) *pki {
 	t.Helper()
 	caKey, key := newECKey(t), newECKey(t)
 	now := time.Now()
@@ -82,7 +82,7 @@ func newPKI(t *testing.T, dir string) *pki {
 	return p
 }
 
-func newECKey(t *testing.T) *ecdsa.PrivateKey {
+func newECKey(t testing.TB) *ecdsa.PrivateKey {
 	t.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -92,7 +92,7 @@ func newECKey(t *testing.T) *ecdsa.PrivateKey {
 }
 
 // serverTLS presents the serving certificate.
-func (p *pki) serverTLS(t *testing.T) *tls.Config {
+func (p *pki) serverTLS(t testing.TB) *tls.Config {
 	t.Helper()
 	cert, err := tls.X509KeyPair(p.certPEM, p.keyPEM)
 	if err != nil {
