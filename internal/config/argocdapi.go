@@ -262,7 +262,7 @@ func checkArgoCDURL(raw string) (*url.URL, error) {
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("Argo CD URL %q is not an https URL of a host; set --url to argocd-cm's url, like https://argocd.example.com", raw)
+		return nil, fmt.Errorf("--url %q is not an https URL of a host; set --url to argocd-cm's url, like https://argocd.example.com", raw)
 	}
 	u.Path = strings.TrimRight(u.Path, "/")
 	u.RawPath = ""

@@ -295,7 +295,7 @@ func TestArgoCDAPIErrors(t *testing.T) {
 	}{
 		{"policy default", []string{sa, "--policy-default=role:readonly"}, `refusing --policy-default "role:readonly": Dex does not check the pod token's audience (dexidp/dex#4397)`},
 		{"no url", []string{sa, "--url="}, "no Argo CD URL; set --url"},
-		{"http url", []string{sa, "--url=http://argocd.example.com"}, `Argo CD URL "http://argocd.example.com" is not an https URL of a host; set --url`},
+		{"http url", []string{sa, "--url=http://argocd.example.com"}, `--url "http://argocd.example.com" is not an https URL of a host; set --url`},
 		{"url with query", []string{sa, "--url=https://argocd.example.com/?x=1"}, "is not an https URL of a host"},
 		{"url with user", []string{sa, "--url=https://admin@argocd.example.com"}, "is not an https URL of a host"},
 		{"bad namespace", []string{sa, "--namespace=Argo_CD"}, `--namespace "Argo_CD" is not a namespace name (`},
