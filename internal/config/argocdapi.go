@@ -58,34 +58,34 @@ const (
 // token's audience, so RBAC on the subject is the only guard.
 type ArgoCDAPI struct {
 	URL          string `name:"url" placeholder:"URL" help:"Argo CD's external URL, as argocd-cm's url: Dex's issuer is URL/api/dex and pods exchange their token at URL/api/dex/token."`
-	Namespace    string `name:"namespace" default:"argocd" placeholder:"NS" help:"Namespace Argo CD runs in."`
+	Namespace    string `name:"namespace" default:"argocd" placeholder:"NS" help:"Namespace Argo CD runs in (default: ${default})."`
 	Issuer       string `name:"issuer" placeholder:"URL" help:"The cluster's ServiceAccount token issuer, as its discovery says (kubectl get --raw /.well-known/openid-configuration)."`
 	IssuerCAFile string `name:"issuer-ca-file" placeholder:"FILE" help:"PEM CA bundle Dex trusts for the issuer's discovery and keys, embedded in dex.config (default: Dex's system roots)."`
-	ConnectorID  string `name:"connector-id" default:"k8s-sa" placeholder:"ID" help:"ID of the Dex connector that verifies pod tokens."`
+	ConnectorID  string `name:"connector-id" default:"k8s-sa" placeholder:"ID" help:"ID of the Dex connector that verifies pod tokens (default: ${default})."`
 	// IDTokenExpiry is Dex's expiry.idTokens; zero leaves it out, so Dex's
 	// default of 24h applies.
 	IDTokenExpiry time.Duration `name:"id-token-expiry" placeholder:"DURATION" help:"Dex's expiry.idTokens: the life of every Dex token, human SSO sessions included (default: unset, Dex's 24h)."`
 
 	ServiceAccounts []string `name:"service-account" sep:"none" placeholder:"NS:NAME" help:"ServiceAccount granted access to Argo CD's API, system:serviceaccount:NS:NAME in RBAC (repeatable)."`
-	Project         string   `name:"project" default:"default" placeholder:"PROJECT" help:"Argo CD project whose applications the ServiceAccounts may act on (a name or glob); projects get is granted on it."`
-	App             string   `name:"app" default:"*" placeholder:"PATTERN" help:"Applications of --project granted: a name or glob, NAMESPACE/NAME for applications in other namespaces."`
-	Actions         []string `name:"action" default:"get,sync" placeholder:"ACTION" help:"Application actions granted (repeatable): get, sync, override, update, action/*, ..."`
-	PolicyName      string   `name:"policy-name" default:"brokercred" placeholder:"NAME" help:"The grants go in argocd-rbac-cm key policy.NAME.csv, which Argo CD adds to policy.csv; one NAME per CI job keeps them apart."`
+	Project         string   `name:"project" default:"default" placeholder:"PROJECT" help:"Argo CD project whose applications the ServiceAccounts may act on (a name or glob); projects get is granted on it (default: ${default})."`
+	App             string   `name:"app" default:"*" placeholder:"PATTERN" help:"Applications of --project granted: a name or glob, NAMESPACE/NAME for applications in other namespaces (default: ${default})."`
+	Actions         []string `name:"action" default:"get,sync" placeholder:"ACTION" help:"Application actions granted (repeatable): get, sync, override, update, action/*, ... (default: ${default})."`
+	PolicyName      string   `name:"policy-name" default:"brokercred" placeholder:"NAME" help:"The grants go in argocd-rbac-cm key policy.NAME.csv, which Argo CD adds to policy.csv; one NAME per CI job keeps them apart (default: ${default})."`
 	// PolicyDefault exists to be refused with the reason: a default role
 	// would be given to every pod of the issuer.
 	PolicyDefault string `name:"policy-default" placeholder:"ROLE" help:"Refused: Dex does not check the pod token's audience (dexidp/dex#4397), so policy.default would reach every pod of the cluster."`
 
 	Image         string `name:"image" placeholder:"IMAGE" help:"Image of the CI pod, holding the argocd CLI and brokercred at --command."`
-	Command       string `name:"command" default:"brokercred" placeholder:"PATH" help:"brokercred in the CI image (a name is looked up on PATH)."`
-	TokenAudience string `name:"token-audience" default:"argocd" placeholder:"AUD" help:"Audience of the CI pod's projected token: Dex ignores it, but a token the API server does not accept is good for nothing else."`
+	Command       string `name:"command" default:"brokercred" placeholder:"PATH" help:"brokercred in the CI image; a name is looked up on PATH (default: ${default})."`
+	TokenAudience string `name:"token-audience" default:"argocd" placeholder:"AUD" help:"Audience of the CI pod's projected token: Dex ignores it, but a token the API server does not accept is good for nothing else (default: ${default})."`
 	CAFile        string `name:"ca-file" placeholder:"FILE" help:"CA bundle the CI pod trusts for --url, a path in the pod (brokercred --ca-file, argocd --server-crt) (default: system roots)."`
 	CAConfigMap   string `name:"ca-configmap" placeholder:"NAME[:KEY]" help:"ConfigMap key in the ServiceAccount's namespace mounted at --ca-file (KEY default: ca.crt)."`
-	// Run is the command the CI pod runs with the token; empty means
-	// argocd app list.
-	Run []string `arg:"" optional:"" passthrough:"" placeholder:"COMMAND" help:"The CI pod's command, after -- (default: argocd app list)."`
+	// JobCommand is the command the CI pod runs with the token; empty
+	// means argocd app list.
+	JobCommand []string `arg:"" optional:"" passthrough:"" help:"The CI pod's command, after -- (default: argocd app list)."`
 }
 
-// defaultRun is what the CI pod runs when ArgoCDAPI.Run is empty: the least
+// defaultRun is what the CI pod runs when ArgoCDAPI.JobCommand is empty: the least
 // the grants allow, listing the applications they reach.
 var defaultRun = []string{"argocd", "app", "list"}
 
@@ -534,7 +534,7 @@ func (a ArgoCDAPI) caMount() (*caSource, error) {
 // run is the CI pod's command. kong keeps the -- that ends the flags as
 // the first element of a passthrough argument; it is not the command.
 func (a ArgoCDAPI) run() []string {
-	r := a.Run
+	r := a.JobCommand
 	if len(r) > 0 && r[0] == "--" {
 		r = r[1:]
 	}

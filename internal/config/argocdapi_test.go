@@ -78,7 +78,7 @@ func TestArgoCDAPIFlags(t *testing.T) {
 		ServiceAccounts: []string{"ci:deployer", "ci:other"}, Project: "default", App: "*",
 		Actions: []string{"get", "sync"}, PolicyName: "brokercred",
 		Image: ciImage, Command: "brokercred", TokenAudience: "argocd",
-		Run: []string{"--", "argocd", "app", "get", "x"},
+		JobCommand: []string{"--", "argocd", "app", "get", "x"},
 	}
 	if !reflect.DeepEqual(a, want) {
 		t.Errorf("parsed (-want +got):\n-%+v\n+%+v", want, a)
