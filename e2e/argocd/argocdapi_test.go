@@ -237,6 +237,16 @@ func TestArgoCDAPI(t *testing.T) {
 		}
 	})
 
+	t.Run("policy.default refused", func(t *testing.T) {
+		res := testkit.Run(t, testkit.Env(t), bin, "config", "argocd-api", "--url", r.argo.url, "--issuer", r.issuer.URL,
+			"--service-account", "ci:deployer", "--image", "registry.example.com/ci/argocd:test", "--policy-default", "role:readonly")
+		lines := strings.Split(strings.TrimSpace(res.Stderr), "\n")
+		if res.Code != 1 || res.Stdout != "" || len(lines) != 1 || !strings.Contains(res.Stderr, "dexidp/dex#4397") {
+			t.Errorf("config argocd-api --policy-default: exit %d, %d bytes on stdout, stderr %q; want exit 1, nothing on stdout and one line naming dexidp/dex#4397",
+				res.Code, len(res.Stdout), res.Stderr)
+		}
+	})
+
 	t.Run("cached within the token's life", func(t *testing.T) {
 		pod := r.issuer.podToken(t, ciNamespace, deployer, aud)
 		cacheDir := t.TempDir()
