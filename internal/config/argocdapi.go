@@ -7,9 +7,9 @@ import (
 	"io/fs"
 	"net/url"
 	"path"
-	"regexp"
 	"strings"
 	"time"
+	"unicode"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 
@@ -301,11 +301,24 @@ func argoCDMeta(name, namespace string) objectMeta {
 	return objectMeta{Name: name, Namespace: namespace, Labels: map[string]string{"app.kubernetes.io/part-of": partOfArgoCD}}
 }
 
-// dexID matches a connector ID that is safe in a URL path and a form value.
-var dexID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+// isConnectorID reports whether id is safe in a URL path and a form value:
+// a letter or digit, then letters, digits, dots, underscores and dashes. (A
+// function, not a package-level regular expression, which every start of
+// brokercred would compile, credential calls included.)
+func isConnectorID(id string) bool {
+	if id == "" || id[0] == '.' || id[0] == '_' || id[0] == '-' {
+		return false
+	}
+	for _, c := range id {
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 func (a ArgoCDAPI) connector() (dexConnector, error) {
-	if !dexID.MatchString(a.ConnectorID) {
+	if !isConnectorID(a.ConnectorID) {
 		return dexConnector{}, fmt.Errorf("--connector-id %q is not a connector ID of letters, digits, '.', '_' and '-'; set --connector-id like k8s-sa", a.ConnectorID)
 	}
 	if err := checkIssuer(a.Issuer); err != nil {
@@ -380,9 +393,13 @@ func parseServiceAccounts(in []string) ([]serviceAccount, error) {
 	return sas, nil
 }
 
-// policyField matches a value that casbin's CSV keeps as one field: no
-// comma, quote, whitespace or comment sign.
-var policyField = regexp.MustCompile(`^[^\s,"#]+$`)
+// isPolicyField reports whether v stays one field in casbin's CSV: not
+// empty, no comma, quote, whitespace or comment sign.
+func isPolicyField(v string) bool {
+	return v != "" && !strings.ContainsFunc(v, func(c rune) bool {
+		return c == ',' || c == '"' || c == '#' || unicode.IsSpace(c)
+	})
+}
 
 // rbacConfigMap is argocd-rbac-cm with the grants in policy.NAME.csv, so
 // the admin's own policy.csv stays as it is.
@@ -392,7 +409,7 @@ func (a ArgoCDAPI) rbacConfigMap(sas []serviceAccount) (configMap, error) {
 		return configMap{}, fmt.Errorf("--policy-name %q does not make a ConfigMap key policy.NAME.csv; set --policy-name like ci-deployer", a.PolicyName)
 	}
 	for flag, v := range map[string]string{"--project": a.Project, "--app": a.App} {
-		if !policyField.MatchString(v) {
+		if !isPolicyField(v) {
 			return configMap{}, fmt.Errorf("%s %q is not one RBAC field (no comma, quote, space or #); set %s to a name or a glob", flag, v, flag)
 		}
 	}
@@ -403,7 +420,7 @@ func (a ArgoCDAPI) rbacConfigMap(sas []serviceAccount) (configMap, error) {
 		return configMap{}, errors.New("no application action; set --action get (and sync, ...) for what the ServiceAccounts may do")
 	}
 	for _, act := range a.Actions {
-		if !policyField.MatchString(act) {
+		if !isPolicyField(act) {
 			return configMap{}, fmt.Errorf("--action %q is not one RBAC field (no comma, quote, space or #); pass --action get or --action sync", act)
 		}
 	}

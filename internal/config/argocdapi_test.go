@@ -348,3 +348,25 @@ func TestArgoCDAPIErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestIsConnectorID(t *testing.T) {
+	for id, want := range map[string]bool{
+		"k8s-sa": true, "Kubernetes.prod_1": true, "9": true,
+		"": false, "-x": false, ".x": false, "_x": false, "k8s sa": false, "k8s/sa": false, "k8s-ß": false,
+	} {
+		if got := isConnectorID(id); got != want {
+			t.Errorf("isConnectorID(%q) = %v, want %v", id, got, want)
+		}
+	}
+}
+
+func TestIsPolicyField(t *testing.T) {
+	for v, want := range map[string]bool{
+		"default": true, "guestbook-*": true, "apps/site-*": true, "action/*": true,
+		"": false, "a,b": false, `"get"`: false, "#x": false, "my app": false, "a\tb": false, "a\u00a0b": false,
+	} {
+		if got := isPolicyField(v); got != want {
+			t.Errorf("isPolicyField(%q) = %v, want %v", v, got, want)
+		}
+	}
+}
