@@ -212,6 +212,7 @@ type configCmd struct {
 	Kubeconfig             kubeconfigCmd             `cmd:"" help:"Print a kubeconfig whose user gets its token from brokercred."`
 	HelmValues             helmValuesCmd             `cmd:"" name:"helm-values" help:"Print argo-cd Helm chart values that install brokercred into the controller and server; broker flags given here become BROKERCRED_* env shared by all clusters."`
 	ClusterProfileProvider clusterProfileProviderCmd `cmd:"" name:"clusterprofile-provider" help:"Print a ClusterProfile access provider file (JSON) that runs brokercred for every ClusterProfile listing it."`
+	ArgocdAPI              argocdAPICmd              `cmd:"" name:"argocd-api" help:"Print argocd-cm's Dex connector, argocd-rbac-cm grants and a CI pod that calls Argo CD's own API as its ServiceAccount (brokercred run -- argocd ...)."`
 }
 
 type argocdClusterCmd struct{ config.ArgoCDCluster }
@@ -236,6 +237,10 @@ func (c *helmValuesCmd) Run() error {
 type clusterProfileProviderCmd struct{ config.ClusterProfileProvider }
 
 func (c *clusterProfileProviderCmd) Run() error { return printOutput(c.JSON()) }
+
+type argocdAPICmd struct{ config.ArgoCDAPI }
+
+func (c *argocdAPICmd) Run() error { return printOutput(c.YAML()) }
 
 func printOutput(out []byte, err error) error {
 	if err != nil {

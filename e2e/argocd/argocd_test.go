@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
-	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +14,7 @@ import (
 	"time"
 
 	appv1 "github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
+	"github.com/argoproj/argo-cd/v3/util/db"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -108,35 +107,10 @@ func stored(s corev1.Secret) *corev1.Secret {
 	return &s
 }
 
-// secretToCluster is Argo CD v3.3's util/db.SecretToCluster for the keys a
-// generated Secret has. util/db itself does not build from the module proxy
-// (its util/kube needs the gitops-engine inside the argo-cd repository), so
-// the conversion is repeated here over Argo CD's own v1alpha1 types.
+// secretToCluster is how Argo CD's cluster cache reads a cluster Secret:
+// util/db.SecretToCluster itself.
 func secretToCluster(s *corev1.Secret) (*appv1.Cluster, error) {
-	var cfg appv1.ClusterConfig
-	if len(s.Data["config"]) > 0 {
-		if err := json.Unmarshal(s.Data["config"], &cfg); err != nil {
-			return nil, fmt.Errorf("failed to unmarshal cluster config: %w", err)
-		}
-	}
-	var namespaces []string
-	for _, ns := range strings.Split(string(s.Data["namespaces"]), ",") {
-		if ns = strings.TrimSpace(ns); ns != "" {
-			namespaces = append(namespaces, ns)
-		}
-	}
-	labels := maps.Clone(s.Labels)
-	delete(labels, "argocd.argoproj.io/secret-type")
-	return &appv1.Cluster{
-		ID:               string(s.UID),
-		Server:           strings.TrimRight(string(s.Data["server"]), "/"),
-		Name:             string(s.Data["name"]),
-		Namespaces:       namespaces,
-		ClusterResources: string(s.Data["clusterResources"]) == "true",
-		Config:           cfg,
-		Project:          string(s.Data["project"]),
-		Labels:           labels,
-	}, nil
+	return db.SecretToCluster(s)
 }
 
 // TestArgoCDClusterSecret reads the generated Secret the way Argo CD's
