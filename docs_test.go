@@ -48,6 +48,8 @@ var groupTitles = map[string]string{
 // otherProgramsFlags are the flags of other programs the pages show, by
 // program: every other --flag a page names must be one of brokercred's.
 var otherProgramsFlags = map[string][]string{
+	"argocd":         {"grpc-web", "grpc-web-root-path", "health", "rootpath", "server-crt"},
+	"Dockerfile":     {"from"},
 	"az":             {"assignee", "audiences", "enable-oidc-issuer", "id", "identity-name", "issuer", "parameters", "query", "scope", "subject"},
 	"kubectl":        {"clusterrole", "context", "duration", "group", "kuberc", "raw", "serviceaccount", "user"},
 	"kube-apiserver": {"authentication-config"},
