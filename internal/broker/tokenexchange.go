@@ -92,8 +92,10 @@ func (x TokenExchange) hint(e oauthError, target string) string {
 	switch e.Code {
 	case "invalid_client", "unauthorized_client":
 		return fmt.Sprintf("check --client-id %q and --client-secret-file, and that the client may use the token-exchange grant", x.oauth.ClientID)
-	case "invalid_grant", "access_denied": // Dex answers access_denied
-		return "the broker did not accept the pod token: check its connector (--connector-id) trusts the cluster's ServiceAccount issuer and the pod token's audience"
+	case "access_denied": // Dex's answer: its connector could not verify the token
+		return "Dex did not accept the pod token: check that the connector --connector-id names has the cluster's ServiceAccount issuer, that Dex can fetch its discovery document and keys (rootCAs), and that the pod token has not expired"
+	case "invalid_grant":
+		return "the broker did not accept the pod token: check that it trusts the cluster's ServiceAccount issuer and accepts the pod token's audience"
 	case "invalid_target":
 		return fmt.Sprintf("the broker will not issue a token for audience %q; check --audience or --target", x.audience(target))
 	case "invalid_scope":
