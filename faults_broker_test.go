@@ -148,7 +148,7 @@ func brokerFaults() []faultCase {
 			opts:         brokertest.Options{NoExp: true},
 			args:         []string{"--default-ttl", "90s"},
 			wantRequests: 1,
-			check: func(t *testing.T, f *fixture, start, end time.Time, cred credential) {
+			check: func(t *testing.T, f *fixture, start, end time.Time, cred execCredential) {
 				// 90s lifetime, reported the default 10s refresh margin early.
 				lo, hi := start.Add(80*time.Second).Truncate(time.Second), end.Add(80*time.Second)
 				if got := cred.Status.ExpirationTimestamp; got.Before(lo) || got.After(hi) {
@@ -265,7 +265,7 @@ func brokerFaults() []faultCase {
 				f.Broker.Queue(jsonAnswer(tok, "2099-01-01T00:00:00Z"))
 			},
 			wantRequests: 1,
-			check: func(t *testing.T, f *fixture, _, _ time.Time, cred credential) {
+			check: func(t *testing.T, f *fixture, _, _ time.Time, cred execCredential) {
 				exp := tokenClaims(t, cred.Status.Token).Expiry
 				if got, limit := cred.Status.ExpirationTimestamp, exp.Add(-10*time.Second); got.After(limit) {
 					t.Errorf("expirationTimestamp %v is after the token's exp %v less the 10s margin", got, exp)
@@ -284,7 +284,7 @@ func brokerFaults() []faultCase {
 			},
 			args:         []string{"--max-ttl", "1h"},
 			wantRequests: 1,
-			check: func(t *testing.T, f *fixture, start, end time.Time, cred credential) {
+			check: func(t *testing.T, f *fixture, start, end time.Time, cred execCredential) {
 				// Capped at an hour, reported the default 10s margin early.
 				lo, hi := start.Add(time.Hour-10*time.Second).Truncate(time.Second), end.Add(time.Hour-10*time.Second)
 				if got := cred.Status.ExpirationTimestamp; got.Before(lo) || got.After(hi) {

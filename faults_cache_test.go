@@ -78,7 +78,7 @@ func cacheDirFaults() []faultCase {
 				f.cacheDir = filepath.Join(t.TempDir(), "home", "argocd", ".cache", "brokercred")
 			},
 			wantRequests: 1,
-			check: func(t *testing.T, f *fixture, _, _ time.Time, _ credential) {
+			check: func(t *testing.T, f *fixture, _, _ time.Time, _ execCredential) {
 				info, err := os.Stat(f.cacheDir)
 				if err != nil || info.Mode().Perm() != 0o700 {
 					t.Errorf("cache dir: %v, %v; want mode 0700", info.Mode(), err)
@@ -160,7 +160,7 @@ func cacheDirFaults() []faultCase {
 			},
 			args:         []string{"--timeout", "3s"},
 			wantRequests: 2,
-			check: func(t *testing.T, _ *fixture, start, end time.Time, _ credential) {
+			check: func(t *testing.T, _ *fixture, start, end time.Time, _ execCredential) {
 				if took := end.Sub(start); took >= 3*time.Second {
 					t.Errorf("the call took %v, not within --timeout 3s: the FIFO held it", took)
 				}

@@ -172,7 +172,7 @@ func callerFaults() []faultCase {
 				f.planted = append(f.planted, f.Broker.Issued()[0]) // refused: never served again
 			},
 			wantRequests: 2,
-			check: func(t *testing.T, f *fixture, _, _ time.Time, cred credential) {
+			check: func(t *testing.T, f *fixture, _, _ time.Time, cred execCredential) {
 				// Asked again within 10 s of the forced refresh: the same
 				// token, and no third request.
 				r := f.call(t, "token")
@@ -191,7 +191,7 @@ func callerFaults() []faultCase {
 			name:         "a call by hand (no KUBERNETES_EXEC_INFO) asks again: served from the cache",
 			setup:        func(t *testing.T, f *fixture) { f.prime(t) },
 			wantRequests: 1,
-			check: func(t *testing.T, f *fixture, _, _ time.Time, cred credential) {
+			check: func(t *testing.T, f *fixture, _, _ time.Time, cred execCredential) {
 				if cred.Status.Token != f.Broker.Issued()[0] {
 					t.Errorf("the second call got another token than the first")
 				}

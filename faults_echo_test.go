@@ -72,7 +72,7 @@ func readLimitFaults() []faultCase {
 			},
 			args:         []string{"--max-ttl", "5m"},
 			wantRequests: 1,
-			check: func(t *testing.T, f *fixture, start, end time.Time, cred credential) {
+			check: func(t *testing.T, f *fixture, start, end time.Time, cred execCredential) {
 				if got := cred.Status.ExpirationTimestamp; got.After(end.Add(5 * time.Minute)) {
 					t.Errorf("expirationTimestamp is %v after the call, want at most 5m (--max-ttl)", got.Sub(end).Round(time.Second))
 				}
@@ -88,7 +88,7 @@ func readLimitFaults() []faultCase {
 			},
 			args:         []string{"--default-ttl", "30s"},
 			wantRequests: 1,
-			check: func(t *testing.T, f *fixture, start, end time.Time, cred credential) {
+			check: func(t *testing.T, f *fixture, start, end time.Time, cred execCredential) {
 				if got := cred.Status.ExpirationTimestamp; got.After(end.Add(30 * time.Second)) {
 					t.Errorf("expirationTimestamp is %v after the call, want at most 30s (--default-ttl)", got.Sub(end).Round(time.Second))
 				}

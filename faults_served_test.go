@@ -51,7 +51,7 @@ func servedRecordFaults() []faultCase {
 			},
 			args:         []string{"--timeout", "3s"},
 			wantRequests: 1,
-			check: func(t *testing.T, f *fixture, start, end time.Time, _ credential) {
+			check: func(t *testing.T, f *fixture, start, end time.Time, _ execCredential) {
 				if end.Sub(start) > 3*time.Second {
 					t.Errorf("the call took %s, beyond its --timeout of 3s", end.Sub(start).Round(time.Millisecond))
 				}

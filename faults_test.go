@@ -46,7 +46,7 @@ type faultCase struct {
 	// A failed call always leaves none.
 	uncached bool
 	// check looks further at a successful call's credential.
-	check func(t *testing.T, f *fixture, start, end time.Time, cred credential)
+	check func(t *testing.T, f *fixture, start, end time.Time, cred execCredential)
 	// then runs a further command last, after the healthy call, with the
 	// healed fixture on the cache both calls left (cache clear, cache list).
 	then func(t *testing.T, f *fixture)
@@ -244,7 +244,7 @@ func TestFaults(t *testing.T) {
 // assertGoodCredential checks stdout is one ExecCredential holding a token
 // the broker issued for the fixture's target and pod identity, valid at now
 // and until the reported expiry, and not a planted one.
-func assertGoodCredential(t *testing.T, f *fixture, stdout string, now time.Time) credential {
+func assertGoodCredential(t *testing.T, f *fixture, stdout string, now time.Time) execCredential {
 	t.Helper()
 	cred := parseCredential(t, stdout)
 	tok := cred.Status.Token

@@ -283,8 +283,8 @@ func (f *fixture) kubeconfig(t *testing.T, cluster string, clusterInfo bool) str
 	return path
 }
 
-// credential is the part of an ExecCredential a client reads.
-type credential struct {
+// execCredential is the part of an ExecCredential a client reads.
+type execCredential struct {
 	APIVersion string `json:"apiVersion"`
 	Kind       string `json:"kind"`
 	Status     struct {
@@ -294,10 +294,10 @@ type credential struct {
 }
 
 // parseCredential decodes stdout: one v1 ExecCredential and nothing else.
-func parseCredential(t *testing.T, stdout string) credential {
+func parseCredential(t *testing.T, stdout string) execCredential {
 	t.Helper()
 	dec := json.NewDecoder(strings.NewReader(stdout))
-	var c credential
+	var c execCredential
 	if err := dec.Decode(&c); err != nil {
 		t.Fatalf("stdout is not an ExecCredential: %v\n%s", err, redact(stdout))
 	}

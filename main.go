@@ -23,7 +23,7 @@ import (
 	"github.com/brokercred/brokercred/internal/plugin"
 	"github.com/brokercred/brokercred/internal/run"
 	"github.com/brokercred/brokercred/internal/secret"
-	"github.com/brokercred/brokercred/internal/token"
+	"github.com/brokercred/brokercred/internal/credential"
 )
 
 // version and commit are set at release time with
@@ -62,11 +62,11 @@ type tokenCLI struct {
 }
 
 type tokenCmd struct {
-	token.Options
+	credential.Options
 }
 
 func (c *tokenCmd) Run(g *globals, secrets *secret.Set) error {
-	env := token.Env{
+	env := credential.Env{
 		ExecInfo: os.Getenv(plugin.ExecInfoEnv),
 		Stdout:   os.Stdout,
 		Log:      logger(g.Verbose, secrets),
@@ -75,15 +75,15 @@ func (c *tokenCmd) Run(g *globals, secrets *secret.Set) error {
 	if env.ExecInfo != "" { // only client-go's calls are judged by whom they serve
 		env.Caller = caller.Name(os.Getppid(), os.Args[1:], os.Environ(), env.ExecInfo)
 	}
-	return token.Run(context.Background(), c.Options, env)
+	return credential.Run(context.Background(), c.Options, env)
 }
 
 type printTokenCmd struct {
-	token.Options
+	credential.Options
 }
 
 func (c *printTokenCmd) Run(g *globals, secrets *secret.Set) error {
-	cred, err := token.Get(context.Background(), c.Options, token.Env{Log: logger(g.Verbose, secrets), Secrets: secrets})
+	cred, err := credential.Get(context.Background(), c.Options, credential.Env{Log: logger(g.Verbose, secrets), Secrets: secrets})
 	if err != nil {
 		return err
 	}
@@ -92,7 +92,7 @@ func (c *printTokenCmd) Run(g *globals, secrets *secret.Set) error {
 }
 
 type runCmd struct {
-	token.Options
+	credential.Options
 	EnvName string   `name:"env" default:"ARGOCD_AUTH_TOKEN" placeholder:"NAME" help:"Environment variable that carries the token to COMMAND."`
 	Command []string `arg:"" optional:"" passthrough:"" placeholder:"COMMAND [ARG...]" help:"The command to run, after --."`
 }
@@ -104,7 +104,7 @@ func (c *runCmd) Run(g *globals, secrets *secret.Set) error {
 	if err != nil {
 		return err
 	}
-	cred, err := token.Get(context.Background(), c.Options, token.Env{Log: logger(g.Verbose, secrets), Secrets: secrets})
+	cred, err := credential.Get(context.Background(), c.Options, credential.Env{Log: logger(g.Verbose, secrets), Secrets: secrets})
 	if err != nil {
 		return err
 	}
@@ -112,17 +112,17 @@ func (c *runCmd) Run(g *globals, secrets *secret.Set) error {
 }
 
 type doctorCmd struct {
-	token.Options
+	credential.Options
 	Output string `name:"output" short:"o" enum:"text,json" default:"text" help:"Report format: ${enum}."`
 }
 
 func (c *doctorCmd) Run(g *globals, secrets *secret.Set) error {
-	report := token.Doctor(context.Background(), c.Options, token.Env{
+	report := credential.Doctor(context.Background(), c.Options, credential.Env{
 		ExecInfo: os.Getenv(plugin.ExecInfoEnv),
 		Log:      logger(g.Verbose, secrets),
 		Secrets:  secrets,
 	})
-	if err := token.WriteReport(os.Stdout, report, c.Output); err != nil {
+	if err := credential.WriteReport(os.Stdout, report, c.Output); err != nil {
 		return err
 	}
 	if n := report.Failed(); n > 0 {
@@ -175,7 +175,7 @@ func (c *cacheListCmd) Run() error {
 	if err != nil {
 		return err
 	}
-	return token.WriteCacheList(os.Stdout, entries, time.Now())
+	return credential.WriteCacheList(os.Stdout, entries, time.Now())
 }
 
 type cacheClearCmd struct {
@@ -189,7 +189,7 @@ func (c *cacheClearCmd) Run() error {
 		return err
 	}
 	defer cc.Close()
-	n, err := cc.Clear(token.TargetMatch(c.Target))
+	n, err := cc.Clear(credential.TargetMatch(c.Target))
 	fmt.Fprintf(os.Stderr, "removed %d cache entries\n", n)
 	return err
 }
@@ -290,7 +290,7 @@ func kongOptions(g *globals, secrets *secret.Set) []kong.Option {
 	return []kong.Option{
 		kong.Name("brokercred"),
 		kong.Description("Exec credential plugin: trades the pod's ServiceAccount token at a token broker for a short-lived remote cluster token."),
-		kong.Vars(token.KongVars()),
+		kong.Vars(credential.KongVars()),
 		kong.Bind(g, secrets),
 		config.WithoutEnv("config"),
 	}

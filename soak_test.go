@@ -128,7 +128,7 @@ func soakOnce(stats *soakStats, f *fixture, target string, client *http.Client) 
 		stats.fail("%s: exit %d %v: %s", target, r.Code, err, strings.TrimSpace(r.Stderr))
 		return
 	}
-	var cred credential
+	var cred execCredential
 	if err := json.Unmarshal([]byte(r.Stdout), &cred); err != nil || cred.Status.Token == "" {
 		stats.fail("%s: stdout is not an ExecCredential (%d bytes)", target, len(r.Stdout))
 		return

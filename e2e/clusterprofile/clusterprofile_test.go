@@ -13,7 +13,7 @@ import (
 	"github.com/brokercred/brokercred/internal/broker/brokertest"
 	"github.com/brokercred/brokercred/internal/config"
 	"github.com/brokercred/brokercred/internal/testkit"
-	"github.com/brokercred/brokercred/internal/token"
+	"github.com/brokercred/brokercred/internal/credential"
 )
 
 const podSubject = "system:serviceaccount:fleet:multicluster-controller"
@@ -32,7 +32,7 @@ func (f *fleet) providerFile(t *testing.T, allowed ...string) string {
 	t.Helper()
 	out, err := config.ClusterProfileProvider{
 		ProviderName: config.DefaultProviderName,
-		Exec: config.Exec{Command: f.Bin, Options: token.Options{
+		Exec: config.Exec{Command: f.Bin, Options: credential.Options{
 			BrokerURL: f.Broker.URL, CAFile: f.Broker.CAFile(f.Dir), TokenFile: f.TokenFile,
 			CacheDir: filepath.Join(f.Dir, "cache"), AllowedTargets: allowed,
 		}},

@@ -14,7 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/brokercred/brokercred/internal/broker"
-	"github.com/brokercred/brokercred/internal/token"
+	"github.com/brokercred/brokercred/internal/credential"
 )
 
 const (
@@ -505,8 +505,8 @@ func (a ArgoCDAPI) ciPods(argocdURL *url.URL, sas []serviceAccount) ([]ciPod, er
 // exchangeOptions are brokercred's flags for the exchange at Argo CD's
 // Dex: the public CLI client, the pod's projected token, openid and
 // federated:id, and argo-cd-cli as the target that names the cache entry.
-func (a ArgoCDAPI) exchangeOptions(argocdURL *url.URL) token.Options {
-	o := token.Options{
+func (a ArgoCDAPI) exchangeOptions(argocdURL *url.URL) credential.Options {
+	o := credential.Options{
 		Protocol:  "token-exchange",
 		BrokerURL: argocdURL.String() + DexTokenPath,
 		Target:    ArgoCDCLIClient,
@@ -544,7 +544,7 @@ func (a ArgoCDAPI) caMount() (*caSource, error) {
 			return nil, fmt.Errorf("--ca-file %s lies in %s, which holds %s; set --ca-file outside it, like /etc/argocd-ca/ca.crt", a.CAFile, dir, holds)
 		}
 	}
-	h := HelmValues{Exec: Exec{Command: a.Command, Options: token.Options{CAFile: a.CAFile, CacheDir: DefaultCacheDir}}, CAConfigMap: a.CAConfigMap}
+	h := HelmValues{Exec: Exec{Command: a.Command, Options: credential.Options{CAFile: a.CAFile, CacheDir: DefaultCacheDir}}, CAConfigMap: a.CAConfigMap}
 	return h.caMount()
 }
 

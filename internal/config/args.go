@@ -8,16 +8,16 @@ import (
 	"time"
 
 	"github.com/brokercred/brokercred/internal/broker"
-	"github.com/brokercred/brokercred/internal/token"
+	"github.com/brokercred/brokercred/internal/credential"
 )
 
 // ExecArgs renders o back into the token command's flags, as --name=value,
-// in the order token.Options declares them. Only flags whose value differs
+// in the order credential.Options declares them. Only flags whose value differs
 // from their default are emitted, and a zero value counts as unset (a
-// token.Options built in Go leaves defaults zero), so the zero Options, or
+// credential.Options built in Go leaves defaults zero), so the zero Options, or
 // one holding just the defaults, give no arguments. The token command is brokercred's default
 // command, so the flags are the whole argument list.
-func ExecArgs(o token.Options) []string {
+func ExecArgs(o credential.Options) []string {
 	if name, err := broker.Canonical(o.Protocol); err == nil {
 		o.Protocol = name // an alias is written as the protocol's API name
 	}
@@ -28,7 +28,7 @@ func ExecArgs(o token.Options) []string {
 	return args
 }
 
-// changedFlag is one setting of token.Options that differs from its default.
+// changedFlag is one setting of credential.Options that differs from its default.
 type changedFlag struct {
 	name  string // the long flag name, without dashes
 	env   string // the environment variable that sets it; may be empty
@@ -46,7 +46,7 @@ func (f changedFlag) arg() string {
 // changedFlags lists o's fields whose kong flag is set and differs from its
 // default, including those of embedded flag groups (the token-exchange
 // settings).
-func changedFlags(o token.Options) []changedFlag {
+func changedFlags(o credential.Options) []changedFlag {
 	return structFlags(reflect.ValueOf(o))
 }
 
@@ -78,7 +78,7 @@ func structFlags(v reflect.Value) []changedFlag {
 var durationType = reflect.TypeFor[time.Duration]()
 
 // parseDefault is the value kong gives sf when neither flag nor environment
-// sets it. A tag it cannot read is a programming error in token.Options,
+// sets it. A tag it cannot read is a programming error in credential.Options,
 // caught by this package's tests, so it panics.
 func parseDefault(sf reflect.StructField) reflect.Value {
 	def := reflect.New(sf.Type).Elem()
@@ -116,7 +116,7 @@ func parseDefault(sf reflect.StructField) reflect.Value {
 		err = fmt.Errorf("type %s not supported", sf.Type)
 	}
 	if err != nil {
-		panic(fmt.Sprintf("config: default of token.Options.%s: %v", sf.Name, err))
+		panic(fmt.Sprintf("config: default of credential.Options.%s: %v", sf.Name, err))
 	}
 	return def
 }

@@ -5,7 +5,7 @@
 //
 // Every output is built from typed Go values and marshalled with
 // sigs.k8s.io/yaml, never from text templates. The exec arguments come from
-// token.Options through ExecArgs, so a flag added to the token command
+// credential.Options through ExecArgs, so a flag added to the token command
 // reaches the generated configs without a change here.
 package config
 
@@ -19,7 +19,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/brokercred/brokercred/internal/token"
+	"github.com/brokercred/brokercred/internal/credential"
 )
 
 const (
@@ -40,7 +40,7 @@ const (
 // of its token command. The zero Options give no arguments at all.
 type Exec struct {
 	Command string `name:"command" default:"/custom-tools/brokercred" placeholder:"PATH" help:"Where the brokercred binary is installed, as the client sees it."`
-	token.Options
+	credential.Options
 }
 
 // Cluster is the remote cluster a generated config points at.
@@ -141,7 +141,7 @@ func checkExec(e Exec) error {
 // checkNoInsecureHTTP refuses --insecure-http: it exists for loopback tests,
 // and a generated config is meant for clusters, where a plain-http broker
 // would carry the pod token in clear text.
-func checkNoInsecureHTTP(o token.Options) error {
+func checkNoInsecureHTTP(o credential.Options) error {
 	if o.InsecureHTTP {
 		return errors.New("--insecure-http is for loopback tests only, and a generated config would send the pod token over plain http; leave --insecure-http out and give an https --broker-url")
 	}
@@ -151,7 +151,7 @@ func checkNoInsecureHTTP(o token.Options) error {
 // checkNoTarget refuses --target in output shared by several clusters.
 // shared says what is shared ("a provider file serves every
 // ClusterProfile"); fix says how each cluster names its own target instead.
-func checkNoTarget(o token.Options, shared, fix string) error {
+func checkNoTarget(o credential.Options, shared, fix string) error {
 	if o.Target == "" {
 		return nil
 	}

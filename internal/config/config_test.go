@@ -18,7 +18,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/brokercred/brokercred/internal/broker"
-	"github.com/brokercred/brokercred/internal/token"
+	"github.com/brokercred/brokercred/internal/credential"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata/")
@@ -30,7 +30,7 @@ const (
 )
 
 // execWith is the default command with broker flags.
-func execWith(o token.Options) Exec {
+func execWith(o credential.Options) Exec {
 	return Exec{Command: DefaultCommand, Options: o}
 }
 
@@ -43,40 +43,40 @@ func TestGolden(t *testing.T) {
 		render func() ([]byte, error)
 	}{
 		{"argocd-cluster.yaml", ArgoCDCluster{
-			Cluster: dev, Exec: execWith(token.Options{BrokerURL: brokerURL}), Namespace: "argocd",
+			Cluster: dev, Exec: execWith(credential.Options{BrokerURL: brokerURL}), Namespace: "argocd",
 			Labels: []string{"example.com/clustername=dev-cluster"},
 		}.YAML},
 		{"argocd-cluster-cluster-info.yaml", ArgoCDCluster{
-			Cluster: devInfo, Exec: execWith(token.Options{BrokerURL: brokerURL}), Namespace: "argocd",
+			Cluster: devInfo, Exec: execWith(credential.Options{BrokerURL: brokerURL}), Namespace: "argocd",
 			Labels: []string{"example.com/clustername=dev-cluster"},
 		}.YAML},
 		{"argocd-cluster-cluster-info-key.yaml", ArgoCDCluster{
-			Cluster: devInfo, Exec: execWith(token.Options{BrokerURL: brokerURL, ClusterConfigKey: "cluster", AllowedTargets: []string{"dev-*"}}),
+			Cluster: devInfo, Exec: execWith(credential.Options{BrokerURL: brokerURL, ClusterConfigKey: "cluster", AllowedTargets: []string{"dev-*"}}),
 			Namespace: "argocd",
 		}.YAML},
 		{"argocd-cluster-full.yaml", ArgoCDCluster{
 			Cluster:    dev,
-			Exec:       execWith(token.Options{BrokerURL: brokerURL, Target: "dev", Timeout: 5 * time.Second, CAFile: "/etc/broker/ca.pem"}),
+			Exec:       execWith(credential.Options{BrokerURL: brokerURL, Target: "dev", Timeout: 5 * time.Second, CAFile: "/etc/broker/ca.pem"}),
 			SecretName: "cluster-dev", Namespace: "gitops", Project: "platform",
 			Labels:     []string{"example.com/clustername=dev-cluster", "env=dev"},
 			Namespaces: []string{" apps", "", "monitoring "},
 		}.YAML},
 		{"argocd-cluster-no-ca.yaml", ArgoCDCluster{
-			Cluster: Cluster{Name: "dev-cluster", Server: serverURL}, Exec: execWith(token.Options{BrokerURL: brokerURL}), Namespace: "argocd",
+			Cluster: Cluster{Name: "dev-cluster", Server: serverURL}, Exec: execWith(credential.Options{BrokerURL: brokerURL}), Namespace: "argocd",
 		}.YAML},
 		{"kubeconfig.yaml", Kubeconfig{
 			Cluster: dev,
-			Exec: Exec{Command: "/usr/local/bin/brokercred", Options: token.Options{
+			Exec: Exec{Command: "/usr/local/bin/brokercred", Options: credential.Options{
 				BrokerURL: brokerURL, TokenFile: "/var/run/secrets/tokens/broker", NoCache: true,
 			}},
 		}.YAML},
 		{"kubeconfig-cluster-info.yaml", Kubeconfig{
 			Cluster: devInfo,
-			Exec:    Exec{Command: "/usr/local/bin/brokercred", Options: token.Options{BrokerURL: brokerURL}},
+			Exec:    Exec{Command: "/usr/local/bin/brokercred", Options: credential.Options{BrokerURL: brokerURL}},
 		}.YAML},
-		{"helm-values.yaml", HelmValues{Exec: execWith(token.Options{}), Version: "1.2.3"}.YAML},
+		{"helm-values.yaml", HelmValues{Exec: execWith(credential.Options{}), Version: "1.2.3"}.YAML},
 		{"helm-values-broker.yaml", HelmValues{
-			Exec: Exec{Command: "/tools/brokercred", Options: token.Options{
+			Exec: Exec{Command: "/tools/brokercred", Options: credential.Options{
 				BrokerURL: brokerURL, CAFile: "/etc/broker/ca.pem", CacheDir: "/tmp/brokercred", RefreshMargin: 20 * time.Second,
 				AllowedTargets: []string{"dev-*", "prod-east"},
 			}},
@@ -85,14 +85,14 @@ func TestGolden(t *testing.T) {
 			Version:     "dev",
 		}.YAML},
 		{"helm-values-ca.yaml", HelmValues{
-			Exec:        execWith(token.Options{BrokerURL: brokerURL, CAFile: "/etc/brokercred/ca.crt"}),
+			Exec:        execWith(credential.Options{BrokerURL: brokerURL, CAFile: "/etc/brokercred/ca.crt"}),
 			CAConfigMap: "broker-ca", Version: "1.2.3",
 		}.YAML},
 		{"clusterprofile-provider.json", ClusterProfileProvider{
-			Exec: execWith(token.Options{BrokerURL: brokerURL}), ProviderName: DefaultProviderName,
+			Exec: execWith(credential.Options{BrokerURL: brokerURL}), ProviderName: DefaultProviderName,
 		}.JSON},
 		{"clusterprofile-provider-custom.json", ClusterProfileProvider{
-			Exec: Exec{Command: "/usr/local/bin/brokercred", Options: token.Options{
+			Exec: Exec{Command: "/usr/local/bin/brokercred", Options: credential.Options{
 				BrokerURL: brokerURL, TokenFile: "/var/run/secrets/tokens/broker", AllowedTargets: []string{"prod-*"},
 			}},
 			ProviderName: "openunison",
@@ -129,12 +129,12 @@ func checkGolden(t *testing.T, name string, got []byte) {
 func TestExecArgs(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		opts token.Options
+		opts credential.Options
 		want []string
 	}{
-		{name: "zero", opts: token.Options{}, want: nil},
+		{name: "zero", opts: credential.Options{}, want: nil},
 		{name: "defaults", opts: defaults(t), want: nil},
-		{name: "all changed, in declaration order", opts: token.Options{
+		{name: "all changed, in declaration order", opts: credential.Options{
 			BrokerURL: brokerURL, Target: "dev", TokenFile: "/tok", CAFile: "/ca.pem",
 			Timeout: 3 * time.Second, RefreshMargin: 90 * time.Second, DefaultTTL: time.Hour, MaxTTL: 2 * time.Hour,
 			InsecureHTTP: true, CacheDir: "/cache", NoCache: true,
@@ -145,7 +145,7 @@ func TestExecArgs(t *testing.T) {
 			"--insecure-http", "--cache-dir=/cache", "--no-cache",
 			"--cluster-config-key=name", "--allowed-targets=dev-*,prod",
 		}},
-		{name: "token exchange settings", opts: token.Options{Protocol: "token-exchange", Settings: broker.Settings{
+		{name: "token exchange settings", opts: credential.Options{Protocol: "token-exchange", Settings: broker.Settings{
 			OAuth: broker.OAuthClient{Audience: "aud", ClientID: "argocd", ClientSecretFile: "/secret",
 				Scopes: []string{"openid", "audience:server:client_id:dev"}},
 			TokenExchange: broker.TokenExchange{ConnectorID: "kubernetes", SubjectTokenType: "urn:ietf:params:oauth:token-type:jwt"},
@@ -154,7 +154,7 @@ func TestExecArgs(t *testing.T) {
 			"--scope=openid,audience:server:client_id:dev", "--audience=aud",
 			"--connector-id=kubernetes", "--subject-token-type=urn:ietf:params:oauth:token-type:jwt",
 		}},
-		{name: "an alias is written as the API name", opts: token.Options{Protocol: "get"}, want: nil},
+		{name: "an alias is written as the API name", opts: credential.Options{Protocol: "get"}, want: nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := ExecArgs(tc.opts)
@@ -166,14 +166,14 @@ func TestExecArgs(t *testing.T) {
 }
 
 // defaults is the Options kong gives when no flag and no env var is set.
-func defaults(t *testing.T) token.Options {
+func defaults(t *testing.T) credential.Options {
 	t.Helper()
 	return parseTokenFlags(t, nil)
 }
 
 // parseTokenFlags parses args as the token command's flags, with every
 // BROKERCRED_* variable unset.
-func parseTokenFlags(t *testing.T, args []string) token.Options {
+func parseTokenFlags(t *testing.T, args []string) credential.Options {
 	t.Helper()
 	unsetBrokercredEnv(t)
 	return parseTokenCommand(t, args)
@@ -194,10 +194,10 @@ func unsetBrokercredEnv(t *testing.T) {
 
 // parseTokenCommand parses args as the token command's flags in the
 // environment as it is.
-func parseTokenCommand(t *testing.T, args []string) token.Options {
+func parseTokenCommand(t *testing.T, args []string) credential.Options {
 	t.Helper()
-	var cli struct{ token.Options }
-	parser, err := kong.New(&cli, kong.Vars(token.KongVars()), kong.Exit(func(int) { t.Fatal("kong exited") }))
+	var cli struct{ credential.Options }
+	parser, err := kong.New(&cli, kong.Vars(credential.KongVars()), kong.Exit(func(int) { t.Fatal("kong exited") }))
 	if err != nil {
 		t.Fatalf("kong.New: %v", err)
 	}
@@ -237,17 +237,17 @@ const insecureHTTP = "--insecure-http is for loopback tests only, and a generate
 // helmCA is HelmValues for a release that mount the ConfigMap key configMap
 // at caFile.
 func helmCA(configMap, caFile string) HelmValues {
-	return HelmValues{Exec: execWith(token.Options{CAFile: caFile}), CAConfigMap: configMap, Version: "1.2.3"}
+	return HelmValues{Exec: execWith(credential.Options{CAFile: caFile}), CAConfigMap: configMap, Version: "1.2.3"}
 }
 
 // helmDirs is HelmValues of a release with the given --command and
 // --cache-dir ("" for the default).
 func helmDirs(command, cacheDir string) func() ([]byte, error) {
-	return HelmValues{Exec: Exec{Command: command, Options: token.Options{CacheDir: cacheDir}}, Version: "1.2.3"}.YAML
+	return HelmValues{Exec: Exec{Command: command, Options: credential.Options{CacheDir: cacheDir}}, Version: "1.2.3"}.YAML
 }
 
 // helmValuesWith is HelmValues of a release with the default command and o.
-func helmValuesWith(o token.Options) func() ([]byte, error) {
+func helmValuesWith(o credential.Options) func() ([]byte, error) {
 	return HelmValues{Exec: execWith(o), Version: "1.2.3"}.YAML
 }
 
@@ -255,7 +255,7 @@ func TestErrors(t *testing.T) {
 	dir := t.TempDir()
 	notPEM := writeFile(t, dir, "not-pem.pem", "this is not a certificate\n")
 	keyOnly := writeFile(t, dir, "key.pem", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
-	exec := execWith(token.Options{BrokerURL: brokerURL})
+	exec := execWith(credential.Options{BrokerURL: brokerURL})
 	ok := Cluster{Name: "dev", Server: serverURL}
 	argo := func(c Cluster, labels ...string) ArgoCDCluster {
 		return ArgoCDCluster{Cluster: c, Exec: exec, Namespace: "argocd", Labels: labels}
@@ -283,7 +283,7 @@ func TestErrors(t *testing.T) {
 		{"CA is a directory", Kubeconfig{Cluster: Cluster{Name: "dev", Server: serverURL, ServerCAFile: dir}, Exec: exec}.YAML, "read API server CA: read " + dir + ": is a directory; set --server-ca-file"},
 		{"CA not PEM", argo(Cluster{Name: "dev", Server: serverURL, ServerCAFile: notPEM}).YAML, "API server CA " + notPEM + " holds no PEM certificate; pass the CA in PEM"},
 		{"CA PEM without certificate", Kubeconfig{Cluster: Cluster{Name: "dev", Server: serverURL, ServerCAFile: keyOnly}, Exec: exec}.YAML, "holds no PEM certificate"},
-		{"no broker URL", ArgoCDCluster{Cluster: ok, Exec: execWith(token.Options{}), Namespace: "argocd"}.YAML, "no broker URL; set --broker-url"},
+		{"no broker URL", ArgoCDCluster{Cluster: ok, Exec: execWith(credential.Options{}), Namespace: "argocd"}.YAML, "no broker URL; set --broker-url"},
 		{"no command", Kubeconfig{Cluster: ok, Exec: Exec{Options: exec.Options}}.YAML, "no command; set --command"},
 		{"label without =", argo(ok, "clustername").YAML, `label "clustername" is not KEY=VALUE; pass --label`},
 		{"label without key", argo(ok, "=dev").YAML, `label "=dev" is not KEY=VALUE; pass --label`},
@@ -307,18 +307,18 @@ func TestErrors(t *testing.T) {
 		{"helm cache dir /proc", helmDirs(DefaultCommand, "/proc"), "--cache-dir /proc puts an emptyDir at /proc, inside /proc"},
 		{"helm cache dir a system dir", helmDirs(DefaultCommand, "/usr/local/bin"), "--cache-dir /usr/local/bin puts an emptyDir at /usr/local/bin, which would hide /usr/local/bin that the container needs"},
 		{"helm cache dir above a system dir", helmDirs(DefaultCommand, "/var"), "--cache-dir /var puts an emptyDir at /var, which would hide"},
-		{"helm cache dir hides the token file", helmValuesWith(token.Options{TokenFile: "/etc/tokens/broker", CacheDir: "/etc/tokens"}),
+		{"helm cache dir hides the token file", helmValuesWith(credential.Options{TokenFile: "/etc/tokens/broker", CacheDir: "/etc/tokens"}),
 			"--cache-dir /etc/tokens puts an emptyDir at /etc/tokens, which would hide /etc/tokens that the container needs"},
 		{"helm cache dir is the tools dir", helmDirs(DefaultCommand, "/custom-tools"), "--cache-dir /custom-tools and the tools directory /custom-tools of --command are one or nest, so their emptyDirs would clash; set --cache-dir apart from it, like /var/cache/brokercred"},
 		{"helm cache dir in the tools dir", helmDirs(DefaultCommand, "/custom-tools/cache"), "--cache-dir /custom-tools/cache and the tools directory /custom-tools of --command are one or nest"},
 		{"helm cache dir holds the tools dir", helmDirs("/srv/brokercred/bin/brokercred", "/srv/brokercred"), "--cache-dir /srv/brokercred and the tools directory /srv/brokercred/bin of --command are one or nest"},
-		{"helm dev build without image", HelmValues{Exec: execWith(token.Options{}), Version: "dev"}.YAML,
+		{"helm dev build without image", HelmValues{Exec: execWith(credential.Options{}), Version: "dev"}.YAML,
 			`this brokercred is a development build (version "dev") and has no release image; set --image`},
-		{"helm no version without image", HelmValues{Exec: execWith(token.Options{})}.YAML, `development build (version "") and has no release image; set --image`},
-		{"helm version not a tag", HelmValues{Exec: execWith(token.Options{}), Version: "1.2.3+dirty"}.YAML, `development build (version "1.2.3+dirty")`},
-		{"helm with target", HelmValues{Exec: execWith(token.Options{Target: "dev"}), Version: "1.2.3"}.YAML,
+		{"helm no version without image", HelmValues{Exec: execWith(credential.Options{})}.YAML, `development build (version "") and has no release image; set --image`},
+		{"helm version not a tag", HelmValues{Exec: execWith(credential.Options{}), Version: "1.2.3+dirty"}.YAML, `development build (version "1.2.3+dirty")`},
+		{"helm with target", HelmValues{Exec: execWith(credential.Options{Target: "dev"}), Version: "1.2.3"}.YAML,
 			`Helm values serve every cluster Secret, so --target "dev" would send them all to one cluster; leave --target out`},
-		{"helm ca-configmap without ca-file", HelmValues{Exec: execWith(token.Options{}), CAConfigMap: "broker-ca", Version: "1.2.3"}.YAML,
+		{"helm ca-configmap without ca-file", HelmValues{Exec: execWith(credential.Options{}), CAConfigMap: "broker-ca", Version: "1.2.3"}.YAML,
 			"--ca-configmap mounts the broker's CA at --ca-file, which is not set; set --ca-file"},
 		{"helm ca-configmap bad name", helmCA("Broker_CA", "/etc/brokercred/ca.crt").YAML, `--ca-configmap "Broker_CA" does not name a ConfigMap (`},
 		{"helm ca-configmap empty name", helmCA(":ca.crt", "/etc/brokercred/ca.crt").YAML, `--ca-configmap ":ca.crt" does not name a ConfigMap (`},
@@ -329,19 +329,19 @@ func TestErrors(t *testing.T) {
 			"--ca-file /custom-tools/ca.crt lies in /custom-tools, which holds brokercred's own emptyDir; set --ca-file outside it"},
 		{"helm ca-file in cache dir", helmCA("broker-ca", DefaultCacheDir+"/ca.crt").YAML, "lies in " + DefaultCacheDir + ", which holds brokercred's own emptyDir"},
 		{"cluster-info with target", ArgoCDCluster{
-			Cluster: Cluster{Name: "dev", Server: serverURL, ClusterInfo: true}, Exec: execWith(token.Options{BrokerURL: brokerURL, Target: "dev"}),
+			Cluster: Cluster{Name: "dev", Server: serverURL, ClusterInfo: true}, Exec: execWith(credential.Options{BrokerURL: brokerURL, Target: "dev"}),
 		}.YAML, `--cluster-info passes the cluster's name as config.clusterName, so --target "dev" would be ignored or refused; leave --target out`},
 		{"cluster-info with target kubeconfig", Kubeconfig{
-			Cluster: Cluster{Name: "dev", Server: serverURL, ClusterInfo: true}, Exec: execWith(token.Options{BrokerURL: brokerURL, Target: "prod", ClusterConfigKey: "cluster"}),
+			Cluster: Cluster{Name: "dev", Server: serverURL, ClusterInfo: true}, Exec: execWith(credential.Options{BrokerURL: brokerURL, Target: "prod", ClusterConfigKey: "cluster"}),
 		}.YAML, `--cluster-info passes the cluster's name as config.cluster, so --target "prod"`},
-		{"insecure-http argocd-cluster", ArgoCDCluster{Cluster: ok, Exec: execWith(token.Options{BrokerURL: "http://127.0.0.1:8080/token", InsecureHTTP: true}), Namespace: "argocd"}.YAML, insecureHTTP},
-		{"insecure-http kubeconfig", Kubeconfig{Cluster: ok, Exec: execWith(token.Options{BrokerURL: brokerURL, InsecureHTTP: true})}.YAML, insecureHTTP},
-		{"insecure-http helm-values", HelmValues{Exec: execWith(token.Options{InsecureHTTP: true}), Version: "1.2.3"}.YAML, insecureHTTP},
-		{"insecure-http provider", ClusterProfileProvider{Exec: execWith(token.Options{BrokerURL: brokerURL, InsecureHTTP: true}), ProviderName: "b"}.JSON, insecureHTTP},
+		{"insecure-http argocd-cluster", ArgoCDCluster{Cluster: ok, Exec: execWith(credential.Options{BrokerURL: "http://127.0.0.1:8080/token", InsecureHTTP: true}), Namespace: "argocd"}.YAML, insecureHTTP},
+		{"insecure-http kubeconfig", Kubeconfig{Cluster: ok, Exec: execWith(credential.Options{BrokerURL: brokerURL, InsecureHTTP: true})}.YAML, insecureHTTP},
+		{"insecure-http helm-values", HelmValues{Exec: execWith(credential.Options{InsecureHTTP: true}), Version: "1.2.3"}.YAML, insecureHTTP},
+		{"insecure-http provider", ClusterProfileProvider{Exec: execWith(credential.Options{BrokerURL: brokerURL, InsecureHTTP: true}), ProviderName: "b"}.JSON, insecureHTTP},
 		{"provider no name", ClusterProfileProvider{Exec: exec}.JSON, "no provider name; set --provider-name"},
-		{"provider no broker URL", ClusterProfileProvider{Exec: execWith(token.Options{}), ProviderName: "b"}.JSON, "no broker URL; set --broker-url"},
+		{"provider no broker URL", ClusterProfileProvider{Exec: execWith(credential.Options{}), ProviderName: "b"}.JSON, "no broker URL; set --broker-url"},
 		{"provider no command", ClusterProfileProvider{Exec: Exec{Options: exec.Options}, ProviderName: "b"}.JSON, "no command; set --command"},
-		{"provider with target", ClusterProfileProvider{Exec: execWith(token.Options{BrokerURL: brokerURL, Target: "east"}), ProviderName: "b"}.JSON,
+		{"provider with target", ClusterProfileProvider{Exec: execWith(credential.Options{BrokerURL: brokerURL, Target: "east"}), ProviderName: "b"}.JSON,
 			`a provider file serves every ClusterProfile, so --target "east" would send them all to one cluster; leave --target out`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -387,7 +387,7 @@ func writeFile(t *testing.T, dir, name, content string) string {
 // client-go's own ExecConfig, the type cluster-inventory-api's
 // access.Provider holds, so a misspelt field name fails here.
 func TestProviderFileParsesAsExecConfig(t *testing.T) {
-	out, err := ClusterProfileProvider{Exec: execWith(token.Options{BrokerURL: brokerURL}), ProviderName: "ou"}.JSON()
+	out, err := ClusterProfileProvider{Exec: execWith(credential.Options{BrokerURL: brokerURL}), ProviderName: "ou"}.JSON()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -427,7 +427,7 @@ func TestGeneratorsAreKongCommands(t *testing.T) {
 		HelmValues             HelmValues             `cmd:"" name:"helm-values"`
 		ClusterprofileProvider ClusterProfileProvider `cmd:"" name:"clusterprofile-provider"`
 	}
-	parser, err := kong.New(&cli, kong.Vars(token.KongVars()), kong.Exit(func(int) { t.Fatal("kong exited") }))
+	parser, err := kong.New(&cli, kong.Vars(credential.KongVars()), kong.Exit(func(int) { t.Fatal("kong exited") }))
 	if err != nil {
 		t.Fatalf("kong.New: %v", err)
 	}
@@ -470,7 +470,7 @@ func TestGeneratorsAreKongCommands(t *testing.T) {
 // from the ConfigMap at --ca-file.
 func TestHelmValuesParseAsPodSpec(t *testing.T) {
 	out, err := HelmValues{
-		Exec:        execWith(token.Options{BrokerURL: brokerURL, CAFile: "/etc/brokercred/ca.crt"}),
+		Exec:        execWith(credential.Options{BrokerURL: brokerURL, CAFile: "/etc/brokercred/ca.crt"}),
 		CAConfigMap: "broker-ca", Version: "1.2.3",
 	}.YAML()
 	if err != nil {
@@ -535,7 +535,7 @@ func TestHelmValuesAcceptsDirsOfTheirOwn(t *testing.T) {
 
 // TestHelmValuesEnvParsesBack reads the values' env as the token command
 // does in the controller: every setting comes back, the cache directory
-// included, so each variable carries the name token.Options reads.
+// included, so each variable carries the name credential.Options reads.
 func TestHelmValuesEnvParsesBack(t *testing.T) {
 	unsetBrokercredEnv(t)
 	want := parseTokenCommand(t, nil)

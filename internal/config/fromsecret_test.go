@@ -16,7 +16,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/brokercred/brokercred/internal/broker/brokertest"
-	"github.com/brokercred/brokercred/internal/token"
+	"github.com/brokercred/brokercred/internal/credential"
 )
 
 // fakeCredentials are the credentials planted in testdata/from-secret-*,
@@ -90,7 +90,7 @@ func TestFromSecret(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	exec := execWith(token.Options{BrokerURL: brokerURL})
+	exec := execWith(credential.Options{BrokerURL: brokerURL})
 	from := func(file string) ArgoCDCluster {
 		return ArgoCDCluster{Exec: exec, Namespace: "argocd", FromSecret: file}
 	}
@@ -150,10 +150,10 @@ func TestFromSecret(t *testing.T) {
 			wantErr: "--from-secret - does not parse as YAML or JSON (document 1); give kubectl get secret"},
 		{name: "missing file", a: from(filepath.Join("testdata", "absent.yaml")),
 			wantErr: "read --from-secret testdata/absent.yaml: open testdata/absent.yaml: no such file or directory; give a file holding kubectl get secret -o yaml output, or - for stdin"},
-		{name: "with --target", a: withOptions(from(list), token.Options{BrokerURL: brokerURL, Target: "dev"}),
+		{name: "with --target", a: withOptions(from(list), credential.Options{BrokerURL: brokerURL, Target: "dev"}),
 			wantErr: `--from-secret converts every Secret it reads, so --target "dev" would send them all to one cluster; leave --target out and let each Secret's name key (or --cluster-info) name its target`},
-		{name: "with --insecure-http", a: withOptions(from(list), token.Options{BrokerURL: "http://127.0.0.1/t", InsecureHTTP: true}), wantErr: insecureHTTP},
-		{name: "without --broker-url", a: withOptions(from(list), token.Options{}), wantErr: "no broker URL; set --broker-url"},
+		{name: "with --insecure-http", a: withOptions(from(list), credential.Options{BrokerURL: "http://127.0.0.1/t", InsecureHTTP: true}), wantErr: insecureHTTP},
+		{name: "without --broker-url", a: withOptions(from(list), credential.Options{}), wantErr: "no broker URL; set --broker-url"},
 		{name: "with --name", a: withCluster(from(list), Cluster{Name: "dev"}),
 			wantErr: "--from-secret keeps each Secret's own name key, so --name would be ignored; leave --name out and edit the Secrets after review"},
 		{name: "with --server", a: withCluster(from(list), Cluster{Server: serverURL}), wantErr: "--from-secret keeps each Secret's own server key, so --server would be ignored"},
@@ -202,7 +202,7 @@ func TestFromSecret(t *testing.T) {
 // the kubectl List keeps and what it leaves behind.
 func TestFromSecretKeepsAndDrops(t *testing.T) {
 	out, err := ArgoCDCluster{
-		Exec: execWith(token.Options{BrokerURL: brokerURL}), Namespace: "argocd",
+		Exec: execWith(credential.Options{BrokerURL: brokerURL}), Namespace: "argocd",
 		FromSecret: filepath.Join("testdata", "from-secret-list.yaml"),
 	}.Render(nil, &bytes.Buffer{})
 	if err != nil {
@@ -303,7 +303,7 @@ func indent(s string) string {
 	return strings.ReplaceAll(strings.TrimSuffix(s, "\n"), "\n", "\n  ") + "\n"
 }
 
-func withOptions(a ArgoCDCluster, o token.Options) ArgoCDCluster {
+func withOptions(a ArgoCDCluster, o credential.Options) ArgoCDCluster {
 	a.Options = o
 	return a
 }

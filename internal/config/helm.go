@@ -325,7 +325,7 @@ func (h HelmValues) component(image string, ca *caSource) component {
 }
 
 // env is every broker flag that differs from its default, the cache dir
-// always among them, as the variables token.Options' env tags name, in
+// always among them, as the variables credential.Options' env tags name, in
 // the order it declares them: settings shared by every cluster Secret.
 func (h HelmValues) env(cacheDir string) []envVar {
 	o := h.Options

@@ -1,9 +1,9 @@
-// Package token obtains the remote cluster token for one credential call:
+// Package credential obtains the remote cluster token for one credential call:
 // it settles the target from the flags and client-go's cluster info, reads
 // the pod token, and serves the token from the cache while it is fresh or
 // from the broker under the cache key's lock. Doctor checks the same path
 // step by step.
-package token
+package credential
 
 import (
 	"context"
