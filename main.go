@@ -19,11 +19,11 @@ import (
 	"github.com/brokercred/brokercred/internal/cache"
 	"github.com/brokercred/brokercred/internal/caller"
 	"github.com/brokercred/brokercred/internal/config"
+	"github.com/brokercred/brokercred/internal/credential"
 	"github.com/brokercred/brokercred/internal/install"
 	"github.com/brokercred/brokercred/internal/plugin"
 	"github.com/brokercred/brokercred/internal/run"
 	"github.com/brokercred/brokercred/internal/secret"
-	"github.com/brokercred/brokercred/internal/credential"
 )
 
 // version and commit are set at release time with

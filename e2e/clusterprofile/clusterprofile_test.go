@@ -12,8 +12,8 @@ import (
 
 	"github.com/brokercred/brokercred/internal/broker/brokertest"
 	"github.com/brokercred/brokercred/internal/config"
-	"github.com/brokercred/brokercred/internal/testkit"
 	"github.com/brokercred/brokercred/internal/credential"
+	"github.com/brokercred/brokercred/internal/testkit"
 )
 
 const podSubject = "system:serviceaccount:fleet:multicluster-controller"
