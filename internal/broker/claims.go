@@ -16,6 +16,10 @@ type Claims struct {
 	Subject  string    // "sub"; empty when absent
 	Audience []string  // "aud", as a list even when the token has a single string
 	Expiry   time.Time // "exp"; zero when absent
+	// FederatedUserID is Dex's "federated_claims.user_id", the upstream
+	// subject it vouches for (asked for with the federated:id scope, and
+	// what Argo CD's RBAC then names); empty when absent.
+	FederatedUserID string
 }
 
 // ErrNotJWT is returned by ParseClaims for a token that is not a JWT.
@@ -38,11 +42,14 @@ func ParseClaims(token string) (Claims, error) {
 		Sub string          `json:"sub"`
 		Aud json.RawMessage `json:"aud"`
 		Exp *json.Number    `json:"exp"`
+		Fed struct {
+			UserID string `json:"user_id"`
+		} `json:"federated_claims"`
 	}
 	if err := json.Unmarshal(payload, &raw); err != nil {
 		return Claims{}, ErrNotJWT
 	}
-	c := Claims{Issuer: raw.Iss, Subject: raw.Sub, Audience: parseAudience(raw.Aud)}
+	c := Claims{Issuer: raw.Iss, Subject: raw.Sub, Audience: parseAudience(raw.Aud), FederatedUserID: raw.Fed.UserID}
 	if raw.Exp != nil {
 		exp, err := raw.Exp.Float64()
 		if err != nil {

@@ -22,6 +22,8 @@ func TestParseClaims(t *testing.T) {
 			Claims{Issuer: "https://k8s", Subject: "system:serviceaccount:argocd:x", Audience: []string{"broker"}, Expiry: time.Unix(1700000000, 0)}, nil},
 		{"audience list, float exp", jwtWith(`{"aud":["a","b"],"exp":1700000000.5}`), Claims{Audience: []string{"a", "b"}, Expiry: time.Unix(1700000000, 0)}, nil},
 		{"no exp", jwtWith(`{"sub":"s"}`), Claims{Subject: "s"}, nil},
+		{"Dex's federated claims", jwtWith(`{"sub":"CiRzeXN0ZW0","federated_claims":{"connector_id":"k8s-sa","user_id":"system:serviceaccount:ci:deployer"}}`),
+			Claims{Subject: "CiRzeXN0ZW0", FederatedUserID: "system:serviceaccount:ci:deployer"}, nil},
 		{"opaque", "sha256~opaque", Claims{}, ErrNotJWT},
 		{"bad base64", "a.!!!.c", Claims{}, ErrNotJWT},
 		{"payload not json", jwtWith(`nope`), Claims{}, ErrNotJWT},
@@ -32,7 +34,7 @@ func TestParseClaims(t *testing.T) {
 			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("err = %v, want %v", err, tc.wantErr)
 			}
-			if got.Issuer != tc.want.Issuer || got.Subject != tc.want.Subject || !got.Expiry.Equal(tc.want.Expiry) || len(got.Audience) != len(tc.want.Audience) {
+			if got.Issuer != tc.want.Issuer || got.Subject != tc.want.Subject || !got.Expiry.Equal(tc.want.Expiry) || len(got.Audience) != len(tc.want.Audience) || got.FederatedUserID != tc.want.FederatedUserID {
 				t.Errorf("ParseClaims = %+v, want %+v", got, tc.want)
 			}
 		})

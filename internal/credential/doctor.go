@@ -191,6 +191,9 @@ func (r *Report) checkTokenRequest(ctx context.Context, o Options, p broker.Chos
 	detail := fmt.Sprintf("broker issued a token for %s, expiring %s (from %s)", o.Target, describeExpiry(tok.Expiry, env.Now()), tok.ExpirySource)
 	if c, err := broker.ParseClaims(tok.Value); err == nil {
 		detail += fmt.Sprintf("; subject %s, audience %s, issuer %s", c.Subject, strings.Join(c.Audience, ","), c.Issuer)
+		if c.FederatedUserID != "" {
+			detail += fmt.Sprintf("; Dex vouches for %s (Argo CD's RBAC subject with the federated:id scope)", c.FederatedUserID)
+		}
 	}
 	r.add("token request", detail, nil)
 }
