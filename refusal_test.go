@@ -37,9 +37,11 @@ func TestDispatcherKubectlIsNoRefusal(t *testing.T) {
 		}
 		calls++
 	}
-	if n := len(f.Broker.Requests()); n != 1 {
+	n := len(f.Broker.Requests())
+	if n != 1 {
 		t.Errorf("%d kubectl calls over %s made %d broker requests, want 1", calls, time.Since(start).Round(time.Second), n)
 	}
+	t.Logf("%d calls of the kubectl on PATH over %s: %d broker request(s)", calls, time.Since(start).Round(time.Second), n)
 }
 
 // TestTwoAuthenticatorsInOneProcess: client-go keeps one exec authenticator
