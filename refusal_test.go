@@ -5,7 +5,9 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/brokercred/brokercred/internal/broker/brokertest"
 	"github.com/brokercred/brokercred/internal/testkit"
@@ -86,11 +88,39 @@ func TestTwoAuthenticatorsInOneProcess(t *testing.T) {
 	}
 }
 
+// TestRefusedTokenRecoversWithClientGo runs brokercred under the real
+// client-go exec authenticator in this process. After the API server stops
+// accepting the token already issued, client-go's 401 handling runs the
+// plugin again; brokercred must fetch a new token (one broker request)
+// instead of serving the refused one until it expires.
+func TestRefusedTokenRecoversWithClientGo(t *testing.T) {
+	f := newFixture(t, withClusters("dev"))
+	f.target = "dev"
+	cfg, err := clientcmd.BuildConfigFromFlags("", f.kubeconfig(t, "dev", false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := testkit.ServerVersion(cfg); err != nil {
+		t.Fatalf("first call: %v", err)
+	}
+	f.APIs["dev"].RefuseIssued()
+	if _, err = testkit.ServerVersion(cfg); !apierrors.IsUnauthorized(err) {
+		t.Fatalf("call with the refused token: %v, want 401 (client-go does not retry the request)", err)
+	}
+	if v, err := testkit.ServerVersion(cfg); err != nil || v != brokertest.APIServerVersion {
+		t.Fatalf("call after the refusal: %q, %v; want %s with a new token", v, err, brokertest.APIServerVersion)
+	}
+	if n := len(f.Broker.Requests()); n != 2 {
+		t.Errorf("broker requests = %d, want 2 (the first token, then one after the refusal)", n)
+	}
+}
+
 // TestRefusedTokenRecoversThroughEveryKubectl: after the API server refuses
 // the cached token, the kubectl call after the refused one works, through
 // the dispatcher and through each versioned kubectl, with one more broker
 // request.
 func TestRefusedTokenRecoversThroughEveryKubectl(t *testing.T) {
+	t.Parallel() // its own fixtures; the kubectl-bound tests overlap each other
 	bins := testkit.Kubectls()
 	if len(bins) == 0 {
 		t.Skip("no kubectl on PATH and no kubectl.1.* beside gcloud: install kubectl to run this test")
