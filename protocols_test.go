@@ -24,7 +24,8 @@ import (
 type protocolRow struct {
 	broker brokertest.Options // the fake broker's settings
 	// flags are the protocol's own flags, after the fixture's; setup, when
-	// set, adds what needs the test (files, secrets nothing may show).
+	// set, adds what needs the test's files (a client secret file) and
+	// plants the secrets nothing may show.
 	flags []string
 	setup func(t *testing.T, f *fixture)
 	// env is the protocol's settings given as environment variables, as an
