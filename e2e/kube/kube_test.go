@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/brokercred/brokercred/e2e/kube/kubeworld"
 	"github.com/brokercred/brokercred/internal/broker/brokertest"
 	"github.com/brokercred/brokercred/internal/testkit"
 )
@@ -79,7 +80,7 @@ func (w *world) testKubectl(t *testing.T) {
 // testRefused: a ServiceAccount outside the allow rule, and a pod token the
 // control plane never issued, get one clear line and no token.
 func (w *world) testRefused(t *testing.T) {
-	forged := writeFile(t, t.TempDir(), "forged.token", []byte(brokertest.PodToken(subject(controller), time.Now().Add(time.Hour))))
+	forged := kubeworld.WriteFile(t, t.TempDir(), "forged.token", []byte(brokertest.PodToken(subject(controller), time.Now().Add(time.Hour))))
 	for _, c := range []struct {
 		name, tokenFile, want string
 	}{
@@ -173,14 +174,14 @@ func (w *world) testRevocation(t *testing.T) {
 // longer authenticates its pod token.
 func (w *world) revoke(t *testing.T, sa string) {
 	t.Helper()
-	if err := w.control.client.CoreV1().ServiceAccounts(argocdNS).Delete(context.Background(), sa, metav1.DeleteOptions{}); err != nil {
+	if err := w.control.Client.CoreV1().ServiceAccounts(argocdNS).Delete(context.Background(), sa, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	token, err := os.ReadFile(w.tokenFiles[sa])
 	if err != nil {
 		t.Fatal(err)
 	}
-	review := brokertest.TokenReview(w.control.adminHTTP, w.control.url, audience)
+	review := brokertest.TokenReview(w.control.AdminHTTP, w.control.URL, audience)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		_, err := review(string(token))

@@ -6,9 +6,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/brokercred/brokercred/e2e/kube/kubeworld"
 )
 
 // kubeVersions are the kube-apiserver releases the suite runs against: the
@@ -47,11 +48,7 @@ func setupAndRun(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "go build brokercred: %v\n", err)
 		return 1
 	}
-	if etcd = os.Getenv("ETCD"); etcd == "" {
-		if etcd, err = exec.LookPath("etcd"); err != nil {
-			missing = "no etcd on PATH (apt-get install etcd-server, or set ETCD)"
-		}
-	}
+	etcd, missing = kubeworld.Etcd()
 	switch bin := os.Getenv("KUBE_APISERVER"); {
 	case bin != "":
 		kubeAPIServers["KUBE_APISERVER"] = bin
@@ -71,14 +68,7 @@ func setupAndRun(m *testing.M) int {
 func buildKubeAPIServer(version string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "./build.sh", "kube-apiserver", version)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", err
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	return lines[len(lines)-1], nil
+	return kubeworld.BuildKubeAPIServer(ctx, "./build.sh", version)
 }
 
 // run runs a command in dir (relative to this package) with its output on

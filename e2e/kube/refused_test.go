@@ -32,7 +32,7 @@ func (w *world) testRefusedToken(t *testing.T) {
 	long := brokertest.NewServer(brokertest.Options{
 		TTL:    longTTL,
 		Allow:  []string{subject(controller)},
-		Review: brokertest.TokenReview(w.control.adminHTTP, w.control.url, audience),
+		Review: brokertest.TokenReview(w.control.AdminHTTP, w.control.URL, audience),
 	})
 	t.Cleanup(long.Close)
 	w.reloadAuthentication(t, jwtAuthenticator(w.broker, 0), jwtAuthenticator(long, 0))

@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
+	"github.com/brokercred/brokercred/e2e/kube/kubeworld"
 	"github.com/brokercred/brokercred/internal/broker/brokertest"
 )
 
@@ -43,7 +44,7 @@ func subject(sa string) string { return "system:serviceaccount:" + argocdNS + ":
 // world is the whole scenario: a control plane that issues pod tokens, the
 // fake broker that reviews them there, and a remote cluster that trusts it.
 type world struct {
-	control, remote *apiServer
+	control, remote *kubeworld.APIServer
 	broker          *brokertest.Server
 	dir             string
 	brokerCA        string            // file
@@ -55,24 +56,23 @@ type world struct {
 // broker, and creates the ServiceAccounts, pod tokens and RBAC the tests use.
 func setUp(t *testing.T, bin string) *world {
 	t.Helper()
-	ca := newPKI(t)
-	admin := ca.client(t, "e2e-admin", "system:masters")
-	etcdURL := startEtcd(t)
+	ca := kubeworld.NewPKI(t)
+	etcdURL := kubeworld.StartEtcd(t, etcd)
 	w := &world{dir: t.TempDir(), tokenFiles: map[string]string{}}
-	w.control = newAPIServer(t, bin, ca, admin, "control", etcdURL)
+	w.control = kubeworld.NewAPIServer(t, bin, ca, "control", etcdURL)
 	w.broker = brokertest.NewServer(brokertest.Options{
 		TTL:    tokenTTL,
 		Allow:  []string{subject(controller), subject(server)},
-		Review: brokertest.TokenReview(w.control.adminHTTP, w.control.url, audience),
+		Review: brokertest.TokenReview(w.control.AdminHTTP, w.control.URL, audience),
 	})
 	t.Cleanup(w.broker.Close)
 	w.brokerCA = w.broker.CAFile(w.dir)
-	w.authnFile = writeFile(t, w.dir, "authentication-config.json", authenticationConfig(jwtAuthenticator(w.broker, 0)))
-	w.remote = newAPIServer(t, bin, ca, admin, "remote", etcdURL, "--authentication-config="+w.authnFile)
-	w.control.start(t)
-	w.remote.start(t)
-	w.control.waitReady(t)
-	w.remote.waitReady(t)
+	w.authnFile = kubeworld.WriteFile(t, w.dir, "authentication-config.json", authenticationConfig(jwtAuthenticator(w.broker, 0)))
+	w.remote = kubeworld.NewAPIServer(t, bin, ca, "remote", etcdURL, "--authentication-config="+w.authnFile)
+	w.control.Start(t)
+	w.remote.Start(t)
+	w.control.WaitReady(t)
+	w.remote.WaitReady(t)
 	w.setUpControlPlane(t)
 	w.setUpRemote(t)
 	w.waitBrokerTrusted(t)
@@ -119,7 +119,7 @@ func jwtAuthenticator(b *brokertest.Server, issuedAfter int64) map[string]any {
 func (w *world) setUpControlPlane(t *testing.T) {
 	t.Helper()
 	ctx := context.Background()
-	c := w.control.client.CoreV1()
+	c := w.control.Client.CoreV1()
 	must(t, create(c.Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: argocdNS}}, metav1.CreateOptions{})))
 	for _, sa := range []string{controller, server, repoServer} {
 		must(t, create(c.ServiceAccounts(argocdNS).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{})))
@@ -130,7 +130,7 @@ func (w *world) setUpControlPlane(t *testing.T) {
 		if err != nil {
 			t.Fatalf("TokenRequest for %s: %v", sa, err)
 		}
-		w.tokenFiles[sa] = writeFile(t, w.dir, sa+".token", []byte(tr.Status.Token))
+		w.tokenFiles[sa] = kubeworld.WriteFile(t, w.dir, sa+".token", []byte(tr.Status.Token))
 	}
 }
 
@@ -139,7 +139,7 @@ func (w *world) setUpControlPlane(t *testing.T) {
 func (w *world) setUpRemote(t *testing.T) {
 	t.Helper()
 	ctx := context.Background()
-	c := w.remote.client
+	c := w.remote.Client
 	must(t, create(c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: teamNS}}, metav1.CreateOptions{})))
 	must(t, create(c.CoreV1().ConfigMaps(teamNS).Create(ctx, &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: "hello"}, Data: map[string]string{"greeting": greeting},
@@ -179,8 +179,8 @@ func (w *world) waitBrokerTrusted(t *testing.T) {
 }
 
 // whoAmI asks api who the bearer of token is (a SelfSubjectReview).
-func whoAmI(api *apiServer, token string) (string, error) {
-	cfg := &rest.Config{Host: api.url, BearerToken: token, TLSClientConfig: rest.TLSClientConfig{CAData: api.caPEM}}
+func whoAmI(api *kubeworld.APIServer, token string) (string, error) {
+	cfg := &rest.Config{Host: api.URL, BearerToken: token, TLSClientConfig: rest.TLSClientConfig{CAData: api.CAPEM}}
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return "", err
@@ -214,7 +214,7 @@ func (w *world) execConfig(sa, cacheDir string) *clientcmdapi.ExecConfig {
 
 // remoteConfig is a client-go config for the remote cluster as sa's broker identity.
 func (w *world) remoteConfig(sa, cacheDir string) *rest.Config {
-	return &rest.Config{Host: w.remote.url, TLSClientConfig: rest.TLSClientConfig{CAData: w.remote.caPEM}, ExecProvider: w.execConfig(sa, cacheDir)}
+	return &rest.Config{Host: w.remote.URL, TLSClientConfig: rest.TLSClientConfig{CAData: w.remote.CAPEM}, ExecProvider: w.execConfig(sa, cacheDir)}
 }
 
 // kubeconfig writes a kubeconfig for the remote cluster as sa's broker
@@ -222,7 +222,7 @@ func (w *world) remoteConfig(sa, cacheDir string) *rest.Config {
 func (w *world) kubeconfig(t *testing.T, sa, cacheDir string) string {
 	t.Helper()
 	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters[target] = &clientcmdapi.Cluster{Server: w.remote.url, CertificateAuthorityData: w.remote.caPEM}
+	cfg.Clusters[target] = &clientcmdapi.Cluster{Server: w.remote.URL, CertificateAuthorityData: w.remote.CAPEM}
 	cfg.AuthInfos[sa] = &clientcmdapi.AuthInfo{Exec: w.execConfig(sa, cacheDir)}
 	cfg.Contexts[target] = &clientcmdapi.Context{Cluster: target, AuthInfo: sa}
 	cfg.CurrentContext = target

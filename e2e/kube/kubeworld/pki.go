@@ -1,4 +1,4 @@
-package kube
+package kubeworld
 
 import (
 	"crypto/ecdsa"
@@ -11,24 +11,29 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 )
 
-// pki is a throwaway certificate authority in a temp dir: it signs the API
-// servers' serving certificates and the admin client certificate.
-type pki struct {
+// PKI is a throwaway certificate authority in a temp dir: it signs the API
+// servers' serving certificates and client certificates such as the admin's.
+type PKI struct {
 	dir   string
 	cert  *x509.Certificate
 	key   *ecdsa.PrivateKey
-	caPEM []byte
-	// caFile holds caPEM, for --client-ca-file.
-	caFile string
+	CAPEM []byte
+	// CAFile holds CAPEM, for --client-ca-file and for clients.
+	CAFile string
+
+	mu     sync.Mutex
+	serial int64 // of the last certificate issued
 }
 
-func newPKI(t *testing.T) *pki {
+// NewPKI makes a CA valid for a day, its files removed when the test ends.
+func NewPKI(t testing.TB) *PKI {
 	t.Helper()
-	p := &pki{dir: t.TempDir(), key: newKey(t)}
+	p := &PKI{dir: t.TempDir(), key: newKey(t), serial: 1}
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
 		Subject:               pkix.Name{CommonName: "brokercred e2e CA"},
@@ -45,19 +50,19 @@ func newPKI(t *testing.T) *pki {
 	if p.cert, err = x509.ParseCertificate(der); err != nil {
 		t.Fatal(err)
 	}
-	p.caPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	p.caFile = writeFile(t, p.dir, "ca.pem", p.caPEM)
+	p.CAPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	p.CAFile = WriteFile(t, p.dir, "ca.pem", p.CAPEM)
 	return p
 }
 
-// keyPair is a certificate and its key, as PEM.
-type keyPair struct {
-	certPEM, keyPEM   []byte
-	certFile, keyFile string
+// KeyPair is a certificate and its key, as PEM and as files.
+type KeyPair struct {
+	CertPEM, KeyPEM   []byte
+	CertFile, KeyFile string
 }
 
-// serving issues a server certificate for 127.0.0.1 and localhost.
-func (p *pki) serving(t *testing.T, name string) keyPair {
+// Serving issues a server certificate for 127.0.0.1 and localhost.
+func (p *PKI) Serving(t testing.TB, name string) KeyPair {
 	t.Helper()
 	return p.issue(t, name, &x509.Certificate{
 		Subject:     pkix.Name{CommonName: name},
@@ -67,8 +72,8 @@ func (p *pki) serving(t *testing.T, name string) keyPair {
 	})
 }
 
-// client issues a client certificate for user in groups.
-func (p *pki) client(t *testing.T, user string, groups ...string) keyPair {
+// Client issues a client certificate for user in groups.
+func (p *PKI) Client(t testing.TB, user string, groups ...string) KeyPair {
 	t.Helper()
 	return p.issue(t, user, &x509.Certificate{
 		Subject:     pkix.Name{CommonName: user, Organization: groups},
@@ -76,12 +81,12 @@ func (p *pki) client(t *testing.T, user string, groups ...string) keyPair {
 	})
 }
 
-var serial int64 = 1
-
-func (p *pki) issue(t *testing.T, name string, tmpl *x509.Certificate) keyPair {
+func (p *PKI) issue(t testing.TB, name string, tmpl *x509.Certificate) KeyPair {
 	t.Helper()
-	serial++
-	tmpl.SerialNumber = big.NewInt(serial)
+	p.mu.Lock()
+	p.serial++
+	tmpl.SerialNumber = big.NewInt(p.serial)
+	p.mu.Unlock()
 	tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour)
 	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
 	key := newKey(t)
@@ -89,27 +94,27 @@ func (p *pki) issue(t *testing.T, name string, tmpl *x509.Certificate) keyPair {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kp := keyPair{certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), keyPEM: privatePEM(t, key)}
-	kp.certFile = writeFile(t, p.dir, name+".pem", kp.certPEM)
-	kp.keyFile = writeFile(t, p.dir, name+"-key.pem", kp.keyPEM)
+	kp := KeyPair{CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), KeyPEM: privatePEM(t, key)}
+	kp.CertFile = WriteFile(t, p.dir, name+".pem", kp.CertPEM)
+	kp.KeyFile = WriteFile(t, p.dir, name+"-key.pem", kp.KeyPEM)
 	return kp
 }
 
-// signingKey writes a fresh ServiceAccount token signing key pair and
+// SigningKey writes a fresh ServiceAccount token signing key pair and
 // returns the private and public key files.
-func (p *pki) signingKey(t *testing.T, name string) (private, public string) {
+func (p *PKI) SigningKey(t testing.TB, name string) (private, public string) {
 	t.Helper()
 	key := newKey(t)
 	pub, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	private = writeFile(t, p.dir, name+"-sa.key", privatePEM(t, key))
-	public = writeFile(t, p.dir, name+"-sa.pub", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}))
+	private = WriteFile(t, p.dir, name+"-sa.key", privatePEM(t, key))
+	public = WriteFile(t, p.dir, name+"-sa.pub", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}))
 	return private, public
 }
 
-func newKey(t *testing.T) *ecdsa.PrivateKey {
+func newKey(t testing.TB) *ecdsa.PrivateKey {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -118,7 +123,7 @@ func newKey(t *testing.T) *ecdsa.PrivateKey {
 	return key
 }
 
-func privatePEM(t *testing.T, key *ecdsa.PrivateKey) []byte {
+func privatePEM(t testing.TB, key *ecdsa.PrivateKey) []byte {
 	t.Helper()
 	der, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
@@ -127,9 +132,9 @@ func privatePEM(t *testing.T, key *ecdsa.PrivateKey) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
 }
 
-// writeFile writes data to dir/name, readable by its owner only, and
+// WriteFile writes data to dir/name, readable by its owner only, and
 // returns the path.
-func writeFile(t *testing.T, dir, name string, data []byte) string {
+func WriteFile(t testing.TB, dir, name string, data []byte) string {
 	t.Helper()
 	path := filepath.Join(dir, name)
 	if err := os.WriteFile(path, data, 0o600); err != nil {
