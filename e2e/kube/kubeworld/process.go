@@ -21,6 +21,10 @@ const StartTimeout = 3 * time.Minute
 // Process is a server the test started in its own process group, with its
 // output in a log file.
 type Process struct {
+	// Redact, when set, rewrites the log tail a failed test prints, to
+	// leave out secrets the process logs; nil prints it as it is.
+	Redact func(log string) string
+
 	name   string
 	cmd    *exec.Cmd
 	log    string
@@ -51,7 +55,7 @@ func Start(t testing.TB, name string, env []string, argv ...string) *Process {
 	}()
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("last lines of the %s log:\n%s", name, Tail(p.log, 40))
+			t.Logf("last lines of the %s log:\n%s", name, p.tail(40))
 		}
 		p.Stop()
 	})
@@ -93,13 +97,21 @@ func (p *Process) WaitReady(t testing.TB, ready func(context.Context) error) {
 		}
 		select {
 		case <-p.exited:
-			t.Fatalf("%s exited before it was ready (%v); its log:\n%s", p.name, p.cmd.ProcessState, Tail(p.log, 40))
+			t.Fatalf("%s exited before it was ready (%v); its log:\n%s", p.name, p.cmd.ProcessState, p.tail(40))
 		case <-time.After(250 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%s not ready after %s: %v", p.name, StartTimeout, err)
 		}
 	}
+}
+
+// tail is the last n lines of the process's log, through Redact.
+func (p *Process) tail(n int) string {
+	if p.Redact == nil {
+		return Tail(p.log, n)
+	}
+	return p.Redact(Tail(p.log, n))
 }
 
 // Tail returns the last n lines of the file at path.
