@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -47,7 +48,18 @@ func startVault(t *testing.T, name string) *vaultServer {
 	v.proc = kubeworld.Start(t, name, []string{"HOME=" + t.TempDir()}, vaultBin, "server",
 		"-dev", "-dev-tls", "-dev-tls-cert-dir="+certDir, "-dev-listen-address=127.0.0.1:"+strconv.Itoa(port),
 		"-dev-root-token-id="+v.root, "-dev-no-store-token")
+	v.proc.Redact = redactDevBanner
 	return v
+}
+
+// redactDevBanner drops the lines of the dev server's banner that show its
+// unseal key and root token from a failed test's log tail.
+func redactDevBanner(log string) string {
+	lines := strings.Split(log, "\n")
+	lines = slices.DeleteFunc(lines, func(l string) bool {
+		return strings.Contains(l, "Unseal Key:") || strings.Contains(l, "Root Token:")
+	})
+	return strings.Join(lines, "\n")
 }
 
 // waitReady waits until Vault has written its CA and answers its health
@@ -179,6 +191,15 @@ func (v *vaultServer) costs(t *testing.T, mount string) cost {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// grant adds read on path to the ACL policy named policy.
+func (v *vaultServer) grant(t *testing.T, policy, path string) {
+	t.Helper()
+	answer := v.must(t, http.MethodGet, "sys/policies/acl/"+policy, nil)
+	rules, _ := answer["data"].(map[string]any)["policy"].(string)
+	rules += fmt.Sprintf("\npath %q { capabilities = [\"read\"] }\n", path)
+	v.must(t, http.MethodPut, "sys/policies/acl/"+policy, map[string]string{"policy": rules})
 }
 
 // liveTokens describes every Vault token alive but the root token: its

@@ -97,6 +97,7 @@ func (m *method) testIdentityToken(t *testing.T) {
 	if r.Code != 0 {
 		t.Fatalf("brokercred: exit %d, stderr %q", r.Code, m.redact(r.Stderr))
 	}
+	m.noTokenIn(t, "stderr", r.Stderr)
 	cred := parseCredential(t, r.Stdout)
 	m.secrets = append(m.secrets, cred.token)
 	if got, want := m.vault.costs(t, m.name).minus(before), (cost{1, 1, 1}); got != want {
@@ -159,17 +160,15 @@ func (m *method) testKubectl(t *testing.T) {
 	env := m.env(t, "KUBECONFIG="+m.kubeconfigFile())
 	run := func(args ...string) testkit.Result {
 		r := testkit.Run(t, env, kubectl, args...)
-		if m.redact(r.Stdout+r.Stderr) != r.Stdout+r.Stderr {
-			t.Errorf("kubectl %s printed a token", strings.Join(args, " "))
-		}
+		m.noTokenIn(t, "the output of kubectl "+strings.Join(args, " "), r.Stdout+r.Stderr)
 		return r
 	}
 	before := m.vault.costs(t, m.name)
 	if r := run("get", "namespaces", "-o", "name"); r.Code != 0 || !slices.Contains(strings.Fields(r.Stdout), "namespace/"+argocdNS) {
-		t.Errorf("kubectl get namespaces: exit %d, stdout %q, stderr %q; want namespace/%s listed", r.Code, r.Stdout, m.redact(r.Stderr), argocdNS)
+		t.Errorf("kubectl get namespaces: exit %d, stdout %q, stderr %q; want namespace/%s listed", r.Code, m.redact(r.Stdout), m.redact(r.Stderr), argocdNS)
 	}
 	if r := run("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"); r.Code != 0 || r.Stdout != remoteUser(controller) {
-		t.Errorf("kubectl auth whoami: exit %d, stdout %q, stderr %q; want %s", r.Code, r.Stdout, m.redact(r.Stderr), remoteUser(controller))
+		t.Errorf("kubectl auth whoami: exit %d, stdout %q, stderr %q; want %s", r.Code, m.redact(r.Stdout), m.redact(r.Stderr), remoteUser(controller))
 	}
 	want := fmt.Sprintf("User %q cannot list resource \"secrets\"", remoteUser(controller))
 	if r := run("get", "secrets", "-n", argocdNS); r.Code == 0 || !strings.Contains(r.Stderr, want) {
@@ -180,12 +179,18 @@ func (m *method) testKubectl(t *testing.T) {
 	}
 }
 
-// testRefused: a login role Vault does not have, an identity role it does
-// not have, and a ServiceAccount the login role does not bind each end in
-// one stderr line that names the problem and quotes Vault, exit 1, nothing
-// on stdout, and cost Vault exactly the requests up to the refusal, a
+// missingRole is an identity role the test adds to the login role's policy
+// but not to Vault, so that Vault answers that it does not exist.
+const missingRole = "missing"
+
+// testRefused: a login role Vault does not have, an identity role the
+// login role's policy does not grant, one it grants that Vault does not
+// have, and a ServiceAccount the login role does not bind each end in one
+// stderr line that names the problem and quotes Vault, exit 1, nothing on
+// stdout, and cost Vault exactly the requests up to the refusal, a
 // revoke-self included whenever a login succeeded.
 func (m *method) testRefused(t *testing.T) {
+	m.vault.grant(t, "argocd", "identity/oidc/token/"+missingRole)
 	host := strings.TrimPrefix(m.vault.url, "https://")
 	vaultSaid := map[string]map[string]string{
 		"jwt": {
@@ -207,8 +212,11 @@ func (m *method) testRefused(t *testing.T) {
 		{"login role Vault does not have", []string{"--vault-login-role=nope"},
 			fmt.Sprintf("vault login at %s refused (HTTP 400: %q): auth/%s role \"nope\" for %q", host, vaultSaid["login role"], m.name, subject(controller)),
 			cost{1, 0, 0}},
-		{"identity role Vault does not have", []string{"--vault-token-role=missing"},
-			fmt.Sprintf("vault token at %s: no identity token role \"missing\" (HTTP 400: %q); create it", host, `role "missing" not found`),
+		{"identity role outside the login role's policy", []string{"--vault-token-role=prod"},
+			fmt.Sprintf("vault token at %s denied for identity role \"prod\" (HTTP 403: %q); the policy of login role \"argocd\" needs read on identity/oidc/token/prod", host, "1 error occurred: * permission denied"),
+			cost{1, 1, 1}},
+		{"identity role the policy allows but Vault does not have", []string{"--vault-token-role=" + missingRole},
+			fmt.Sprintf("vault token at %s: no identity token role %q (HTTP 400: %q); create it", host, missingRole, fmt.Sprintf("role %q not found", missingRole)),
 			cost{1, 1, 1}},
 		{"ServiceAccount the login role does not bind", []string{"--token-file=" + m.tokenFiles[repoServer]},
 			fmt.Sprintf("vault login at %s refused (HTTP %d: %q): auth/%s role \"argocd\" for %q, audience %q", host, accountCode, vaultSaid["account"], m.name, subject(repoServer), podAudience),
@@ -218,8 +226,9 @@ func (m *method) testRefused(t *testing.T) {
 			before := m.vault.costs(t, m.name)
 			r := m.brokercred(t, c.changes...)
 			if r.Code != 1 || r.Stdout != "" {
-				t.Errorf("exit %d, stdout %q; want exit 1 and nothing on stdout", r.Code, m.redact(r.Stdout))
+				t.Errorf("exit %d, %d bytes on stdout; want exit 1 and nothing on stdout", r.Code, len(r.Stdout))
 			}
+			m.noTokenIn(t, "stderr", r.Stderr)
 			line, _ := strings.CutSuffix(r.Stderr, "\n")
 			if strings.Contains(line, "\n") || !strings.Contains(line, c.want) {
 				t.Errorf("stderr = %q, want one line containing %q", m.redact(r.Stderr), c.want)

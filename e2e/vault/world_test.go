@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -180,15 +181,29 @@ func (w *world) env(t *testing.T, extra ...string) []string {
 	return append(env, extra...)
 }
 
-// redact hides every secret the test knows of in s: the pod tokens, the
-// Vault root tokens, the reviewer tokens and identity tokens seen so far.
+// tokenShapes match what looks like a JWT or a Vault service, batch or
+// recovery token.
+var tokenShapes = regexp.MustCompile(`eyJ[\w-]*\.[\w-]*\.[\w-]*|\bhv[sbr]\.[\w-]{20,}`)
+
+// redact hides in s every secret the test knows of (the pod tokens, the
+// Vault root tokens, the reviewer tokens and the identity tokens seen so
+// far) and anything shaped like a JWT or a Vault token.
 func (w *world) redact(s string) string {
 	for _, secret := range w.secrets {
 		if secret != "" {
 			s = strings.ReplaceAll(s, secret, "<redacted>")
 		}
 	}
-	return s
+	return tokenShapes.ReplaceAllString(s, "<redacted token>")
+}
+
+// noTokenIn fails the test if s holds anything redact hides, without
+// printing it.
+func (w *world) noTokenIn(t *testing.T, what, s string) {
+	t.Helper()
+	if w.redact(s) != s {
+		t.Errorf("%s holds a token", what)
+	}
 }
 
 // whoAmI asks the API server who the bearer of token is (a SelfSubjectReview).
