@@ -37,7 +37,11 @@ export GOFLAGS="-mod=mod -buildvcs=false"
 if [[ ! -f go.mod ]]; then
 	go mod init brokercred-e2e-vault >/dev/null 2>&1
 fi
-go get "github.com/hashicorp/vault@$version" >&2
+# go get lists hundreds of modules; its log stays beside go.mod, shown on failure.
+if ! go get "github.com/hashicorp/vault@$version" >get.log 2>&1; then
+	tail -n 20 get.log >&2
+	exit 1
+fi
 tmp="$mod/.vault.tmp"
 CGO_ENABLED=0 go build -o "$tmp" github.com/hashicorp/vault >&2
 mv "$tmp" "$bin"
