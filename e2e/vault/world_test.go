@@ -28,8 +28,7 @@ const (
 	controller  = "argocd-application-controller" // bound by both login roles
 	repoServer  = "argocd-repo-server"            // bound by neither
 	podAudience = "vault"                         // of the pod tokens, as the login roles require
-	target      = "dev"                           // the identity role brokercred asks for
-	clientID    = "dev-cluster"                   // that role's client_id: the tokens' aud
+	clientID    = "dev-cluster"                   // the identity role dev's client_id: the tokens' aud
 	tokenTTL    = 60                              // that role's ttl, in seconds
 	// refreshMargin is brokercred's default --refresh-margin: it reports
 	// expiry this much before the token's.
