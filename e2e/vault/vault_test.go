@@ -38,6 +38,9 @@ type method struct {
 	args    []string
 }
 
+// testMethod runs the recipe's script for the auth method name against its
+// Vault, with an audit log, then the checks in order: the first waits until
+// the API server trusts that Vault, which the others rely on.
 func (w *world) testMethod(t *testing.T, name string) {
 	m := &method{world: w, name: name, vault: w.vaults[name], dir: t.TempDir()}
 	m.vault.enableAudit(t, t.TempDir())
