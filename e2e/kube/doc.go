@@ -10,6 +10,7 @@
 // one prebuilt binary instead). A cold build takes longer than go test's
 // default timeout lets the go command wait, so run
 // `./build.sh kube-apiserver VERSION` for each first on a fresh machine;
-// afterwards it returns at once. Without etcd the tests skip. It is its own
-// Go module so the main module's go.mod stays small.
+// afterwards it returns at once. Without etcd the tests skip. The servers
+// and their certificates come from package kubeworld, which e2e/vault
+// shares. It is its own Go module so the main module's go.mod stays small.
 package kube
