@@ -8,8 +8,9 @@
 # github.com/hashicorp/vault builds from the Go module proxy in a scratch
 # module that requires it: an exact version is served (the proxy refuses
 # @latest for it). The binary goes to DIR/vault-VERSION/vault and is kept, so
-# later runs cost nothing. A cold build takes about 18 minutes on two busy
-# cores and leaves a large module cache; .ci/e2e runs it only when time allows.
+# later runs cost nothing. A cold build took from 18 minutes to two hours on a
+# shared two-core machine, and leaves a large module cache; .ci/e2e runs it only
+# when time allows. With the build cache kept, a rebuild takes under a minute.
 #
 #   BROKERCRED_E2E_DIR  DIR, where the scratch module and the binary live
 #                       (default $(go env GOCACHE)/../brokercred-e2e)
