@@ -306,15 +306,7 @@ func argoCDMeta(name, namespace string) objectMeta {
 // function, not a package-level regular expression, which every start of
 // brokercred would compile, credential calls included.)
 func isConnectorID(id string) bool {
-	if id == "" || id[0] == '.' || id[0] == '_' || id[0] == '-' {
-		return false
-	}
-	for _, c := range id {
-		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
+	return id != "" && id[0] != '.' && id[0] != '_' && id[0] != '-' && onlyNameChars(id)
 }
 
 func (a ArgoCDAPI) connector() (dexConnector, error) {

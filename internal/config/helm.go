@@ -155,10 +155,13 @@ func (h HelmValues) values() (helmValues, error) {
 // not a regular expression: a package-level one would be compiled on every
 // start of brokercred, credential calls included.)
 func isImageTag(version string) bool {
-	if version == "" || len(version) > 128 || version[0] == '.' || version[0] == '-' {
-		return false
-	}
-	for _, c := range version {
+	return version != "" && len(version) <= 128 && version[0] != '.' && version[0] != '-' && onlyNameChars(version)
+}
+
+// onlyNameChars reports whether s holds only ASCII letters, digits, dots,
+// underscores and dashes (true for "").
+func onlyNameChars(s string) bool {
+	for _, c := range s {
 		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-') {
 			return false
 		}
